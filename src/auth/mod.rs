@@ -1,0 +1,277 @@
+//! The gate: every access decision of v1, v2 and the UI goes through here. It answers two
+//! questions: who is calling (Basic credentials, a v1 Token, a v2 Bearer JWT), and may they read,
+//! write or delete repository R. Handlers never decide access themselves.
+
+pub mod password;
+pub mod policy;
+
+use crate::error::{AppError, AppResult};
+use crate::index::{Access, Index, Repo, TokenGrant};
+use crate::registry::images::Images;
+use crate::registry::names::{ImageId, RepoName};
+use actix_web::http::header;
+use actix_web::HttpRequest;
+use base64::Engine;
+use password::CredentialCache;
+use std::sync::Arc;
+
+/// The caller, once their credentials have been checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    Anonymous,
+    User(Principal),
+    /// A v1 token: the holder may do `access` on one repository, on behalf of `user`.
+    Token(TokenGrant),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub name: String,
+    pub admin: bool,
+}
+
+impl Identity {
+    /// The account acting, if any (a token acts for the user it was issued to).
+    pub fn username(&self) -> Option<&str> {
+        match self {
+            Identity::Anonymous => None,
+            Identity::User(p) => Some(&p.name),
+            Identity::Token(g) => Some(&g.user),
+        }
+    }
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Identity::User(p) if p.admin)
+    }
+}
+
+/// Credentials as sent, before checking.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Credentials {
+    None,
+    Basic { user: String, password: String },
+    Token(Vec<String>),
+    Bearer(String),
+}
+
+impl Credentials {
+    pub fn from_request(req: &HttpRequest) -> Credentials {
+        match req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(v) => Credentials::parse(v),
+            None => Credentials::None,
+        }
+    }
+
+    pub fn parse(value: &str) -> Credentials {
+        let value = value.trim();
+        let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+        match scheme.to_ascii_lowercase().as_str() {
+            "basic" => {
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(rest.trim())
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok());
+                match decoded.as_deref().and_then(|s| s.split_once(':')) {
+                    // Docker 1.3 sends `Basic Og==` (empty user and password) when logged out.
+                    Some(("", _)) | None => Credentials::None,
+                    Some((u, p)) => Credentials::Basic {
+                        user: u.to_string(),
+                        password: p.to_string(),
+                    },
+                }
+            }
+            "token" => {
+                let sigs = crate::index::tokens::signatures(rest);
+                if sigs.is_empty() {
+                    // Docker 1.3 sends a bare `Token` when it has none.
+                    Credentials::None
+                } else {
+                    Credentials::Token(sigs)
+                }
+            }
+            "bearer" => Credentials::Bearer(rest.trim().to_string()),
+            _ => Credentials::None,
+        }
+    }
+}
+
+pub struct Gate {
+    index: Option<Index>,
+    cache: Arc<CredentialCache>,
+}
+
+impl Gate {
+    pub fn new(index: Option<Index>) -> Gate {
+        Gate {
+            index,
+            cache: Arc::new(CredentialCache::default()),
+        }
+    }
+
+    pub fn index(&self) -> Option<&Index> {
+        self.index.as_ref()
+    }
+
+    fn local(&self) -> AppResult<&Index> {
+        self.index.as_ref().ok_or_else(|| {
+            AppError::new(crate::error::Kind::Unavailable, "this server has no index")
+        })
+    }
+
+    /// Who is calling. Bad credentials are an error (401 or 403), never silently anonymous.
+    pub async fn identify(&self, req: &HttpRequest) -> AppResult<Identity> {
+        match Credentials::from_request(req) {
+            Credentials::None => Ok(Identity::Anonymous),
+            Credentials::Basic { user, password } => {
+                self.login(&user, &password).await.map(Identity::User)
+            }
+            Credentials::Token(sigs) => self.token(sigs).await.map(Identity::Token),
+            Credentials::Bearer(_) => Err(AppError::unauthorized(
+                "Bearer tokens are accepted on /v2/ only",
+            )),
+        }
+    }
+
+    /// Checks a username and password: 401 if wrong, 403 if the account is not active.
+    pub async fn login(&self, user: &str, password: &str) -> AppResult<Principal> {
+        let index = self.local()?.clone();
+        let account = {
+            let name = user.to_string();
+            index.run(move |ix| ix.user(&name)).await?
+        };
+        let wrong = || AppError::unauthorized("Wrong login/password, please try again");
+        let Some(account) = account else {
+            // Spend the same time as a real check so usernames cannot be probed by timing.
+            let pw = password.to_string();
+            let _ = tokio::task::spawn_blocking(move || password::verify(&pw, DUMMY_PHC)).await;
+            return Err(wrong());
+        };
+        if !self.cache.hit(user, password, &account.password) {
+            let (pw, phc) = (password.to_string(), account.password.clone());
+            let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &phc))
+                .await
+                .map_err(AppError::internal)?;
+            if !ok {
+                return Err(wrong());
+            }
+            self.cache.remember(user, password, &account.password);
+        }
+        if !account.active {
+            return Err(AppError::forbidden(
+                "Account is not Active. Please ask an administrator to activate it",
+            ));
+        }
+        Ok(Principal {
+            name: account.username,
+            admin: account.admin,
+        })
+    }
+
+    async fn token(&self, signatures: Vec<String>) -> AppResult<TokenGrant> {
+        let index = self.local()?.clone();
+        index
+            .run(move |ix| {
+                for s in &signatures {
+                    if let Some(g) = ix.token(s)? {
+                        return Ok(Some(g));
+                    }
+                }
+                Ok(None)
+            })
+            .await?
+            .ok_or_else(|| AppError::unauthorized("Invalid or expired token"))
+    }
+
+    pub async fn repo_meta(&self, repo: &RepoName) -> AppResult<Option<Repo>> {
+        match &self.index {
+            Some(ix) => {
+                let name = repo.clone();
+                ix.run(move |ix| ix.repo(&name)).await
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// May `who` do `access` on `repo`? Err is the answer to give: 401, 403, or 404 where the
+    /// repository must stay invisible.
+    pub async fn check(&self, who: &Identity, repo: &RepoName, access: Access) -> AppResult<()> {
+        let meta = self.repo_meta(repo).await?;
+        policy::decide(who, repo, meta.as_ref(), access)
+    }
+
+    /// Like `check`, as a yes/no (for filtering lists).
+    pub async fn allows(&self, who: &Identity, repo: &RepoName, access: Access) -> AppResult<bool> {
+        Ok(self.check(who, repo, access).await.is_ok())
+    }
+}
+
+impl Gate {
+    /// An image is readable by its uploader, admins, and readers of any repository it belongs
+    /// to. Everyone else gets 404: the image does not exist for them.
+    pub async fn check_image_read(
+        &self,
+        who: &Identity,
+        images: &Images,
+        id: &ImageId,
+    ) -> AppResult<()> {
+        if who.is_admin() {
+            return Ok(());
+        }
+        if let Some(user) = who.username() {
+            if !user.is_empty() && images.owner(id).await?.as_deref() == Some(user) {
+                return Ok(());
+            }
+        }
+        for repo in images.repos(id).await? {
+            if self.allows(who, &repo, Access::Read).await? {
+                return Ok(());
+            }
+        }
+        Err(AppError::not_found("Image not found"))
+    }
+
+    /// Image uploads need an account: a user, or a token with write access. Returns the uploader.
+    pub fn check_image_write<'a>(&self, who: &'a Identity) -> AppResult<&'a str> {
+        match who {
+            Identity::Anonymous => Err(AppError::unauthorized("Requires authorization")),
+            Identity::Token(g) if g.access != Access::Write => Err(AppError::unauthorized(
+                format!("Token grants {} access, not write", g.access.as_str()),
+            )),
+            Identity::Token(g) => Ok(&g.user),
+            Identity::User(p) => Ok(&p.name),
+        }
+    }
+}
+
+/// A valid PHC string for a password nobody has, used to equalise timing for unknown users.
+const DUMMY_PHC: &str =
+    "$pbkdf2-sha256$i=600000,l=32$c2tpZmZkdW1teXNhbHQ$Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmE";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_forms() {
+        assert_eq!(Credentials::parse("Basic Og=="), Credentials::None);
+        assert_eq!(
+            Credentials::parse("Basic YWxpY2U6c2VjcmV0"),
+            Credentials::Basic {
+                user: "alice".into(),
+                password: "secret".into()
+            }
+        );
+        assert_eq!(Credentials::parse("Token"), Credentials::None);
+        assert_eq!(
+            Credentials::parse("Token Token signature=abc,repository=\"a/b\",access=read"),
+            Credentials::Token(vec!["abc".into()])
+        );
+        assert_eq!(
+            Credentials::parse("Bearer x.y.z"),
+            Credentials::Bearer("x.y.z".into())
+        );
+    }
+}

@@ -1,0 +1,115 @@
+//! Password hashing (PBKDF2-HMAC-SHA256, PHC strings, random salt per user) and a small cache of
+//! verified credentials so per-request Basic auth costs a hash lookup, not 600,000 rounds.
+
+use crate::error::{AppError, AppResult};
+use pbkdf2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use pbkdf2::{Algorithm, Params, Pbkdf2};
+use rand::rngs::OsRng;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub fn hash(password: &str, rounds: u32) -> AppResult<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    let params = Params {
+        rounds,
+        output_length: 32,
+    };
+    Pbkdf2
+        .hash_password_customized(
+            password.as_bytes(),
+            Some(Algorithm::Pbkdf2Sha256.ident()),
+            None,
+            params,
+            &salt,
+        )
+        .map(|h| h.to_string())
+        .map_err(AppError::internal)
+}
+
+/// Constant-time verification (password-hash compares outputs in constant time).
+pub fn verify(password: &str, phc: &str) -> bool {
+    match PasswordHash::new(phc) {
+        Ok(parsed) => Pbkdf2.verify_password(password.as_bytes(), &parsed).is_ok(),
+        Err(_) => false,
+    }
+}
+
+const CACHE_TTL: Duration = Duration::from_secs(300);
+const CACHE_MAX: usize = 10_000;
+
+/// Remembers `(user, password)` pairs that verified against a given PHC string. Keys are a
+/// digest under a per-process random secret, so the cache never holds a password; the stored PHC
+/// string ties an entry to the hash it was checked against, so a password change invalidates it.
+pub struct CredentialCache {
+    secret: [u8; 32],
+    entries: Mutex<HashMap<[u8; 32], (String, Instant)>>,
+}
+
+impl Default for CredentialCache {
+    fn default() -> Self {
+        let mut secret = [0u8; 32];
+        OsRng.fill_bytes(&mut secret);
+        CredentialCache {
+            secret,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl CredentialCache {
+    fn key(&self, user: &str, password: &str) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.secret);
+        h.update((user.len() as u64).to_be_bytes());
+        h.update(user.as_bytes());
+        h.update(password.as_bytes());
+        h.finalize().into()
+    }
+
+    pub fn hit(&self, user: &str, password: &str, phc: &str) -> bool {
+        let key = self.key(user, password);
+        let Ok(entries) = self.entries.lock() else {
+            return false;
+        };
+        matches!(entries.get(&key), Some((p, at)) if p == phc && at.elapsed() < CACHE_TTL)
+    }
+
+    pub fn remember(&self, user: &str, password: &str, phc: &str) {
+        let key = self.key(user, password);
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= CACHE_MAX {
+                entries.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+                if entries.len() >= CACHE_MAX {
+                    entries.clear();
+                }
+            }
+            entries.insert(key, (phc.to_string(), Instant::now()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_and_verify() {
+        let phc = hash("s3cret", 10_000).unwrap();
+        assert!(phc.starts_with("$pbkdf2-sha256$i=10000"));
+        assert!(verify("s3cret", &phc));
+        assert!(!verify("s3cres", &phc));
+        assert_ne!(phc, hash("s3cret", 10_000).unwrap(), "salts differ");
+    }
+
+    #[test]
+    fn cache_is_tied_to_the_hash() {
+        let c = CredentialCache::default();
+        c.remember("alice", "pw", "phc1");
+        assert!(c.hit("alice", "pw", "phc1"));
+        assert!(!c.hit("alice", "pw", "phc2"));
+        assert!(!c.hit("alice", "other", "phc1"));
+    }
+}

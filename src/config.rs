@@ -1,0 +1,361 @@
+//! `registry.toml`: typed defaults, then the file, then `SKIFF_*` environment overrides, then
+//! validation. Unknown keys are refused so a typo never silently falls back to a default.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address and port to listen on.
+    pub listen: String,
+    /// true: this process is registry and index; false: registry only, trusting `index_endpoint`.
+    pub standalone: bool,
+    /// Base URL of the external index (required when `standalone = false`).
+    pub index_endpoint: String,
+    /// Where sled (index) and, by default, the registry's storage live.
+    pub data_dir: PathBuf,
+    /// Serve the registry API (v1 images/tags, v2). false = an index-only process.
+    pub registry: bool,
+    pub index: IndexConfig,
+    pub storage: StorageConfig,
+    pub delegate: DelegateConfig,
+    pub v2: V2Config,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Registration {
+    /// Anyone may create an account; it is active at once.
+    Open,
+    /// Accounts are made by an operator (`skiff user add`) only.
+    Closed,
+    /// Anyone may register, but an admin must activate the account.
+    Activation,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IndexConfig {
+    pub registration: Registration,
+    /// Lifetime of v1 tokens issued by the index, in seconds.
+    pub token_ttl_secs: u64,
+    /// `X-Docker-Endpoints`: registries holding the data (`host:port`); empty = this server.
+    pub endpoints: Vec<String>,
+    /// PBKDF2-HMAC-SHA256 iterations for new password hashes.
+    pub pbkdf2_rounds: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Storage driver; `fs` (local filesystem) is the embedded default.
+    pub driver: String,
+    /// Root of the registry's files; empty = `<data_dir>/registry`.
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DelegateConfig {
+    /// Seconds a positive token answer from the external index is remembered.
+    pub cache_ttl_secs: u64,
+    /// Seconds to wait for the external index before failing closed.
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct V2Config {
+    /// Serve the v2 / OCI distribution API. false makes Docker 1.6-1.9 fall back to v1.
+    pub enabled: bool,
+    /// Lifetime of v2 bearer tokens (JWT), in seconds.
+    pub token_ttl_secs: u64,
+    /// Service name put in the Bearer challenge and checked in the JWT audience.
+    pub service: String,
+    /// Minutes after which an upload session with no activity is removed.
+    pub upload_expiry_mins: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "0.0.0.0:5000".into(),
+            standalone: true,
+            index_endpoint: String::new(),
+            data_dir: PathBuf::from("./data"),
+            registry: true,
+            index: IndexConfig::default(),
+            storage: StorageConfig::default(),
+            delegate: DelegateConfig::default(),
+            v2: V2Config::default(),
+        }
+    }
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        IndexConfig {
+            registration: Registration::Open,
+            token_ttl_secs: 3600,
+            endpoints: Vec::new(),
+            pbkdf2_rounds: 600_000,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            driver: "fs".into(),
+            path: PathBuf::new(),
+        }
+    }
+}
+
+impl Default for DelegateConfig {
+    fn default() -> Self {
+        DelegateConfig {
+            cache_ttl_secs: 60,
+            timeout_secs: 5,
+        }
+    }
+}
+
+impl Default for V2Config {
+    fn default() -> Self {
+        V2Config {
+            enabled: true,
+            token_ttl_secs: 300,
+            service: "skiff".into(),
+            upload_expiry_mins: 60,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("invalid config file {0}: {1}")]
+    Parse(PathBuf, String),
+    #[error("invalid value for `{key}`: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+impl Config {
+    /// Defaults, overlaid by the file (if given), then by `SKIFF_*` variables, then validated.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_with_env(path, &env)
+    }
+
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        let mut table = match path {
+            Some(p) => {
+                let text =
+                    std::fs::read_to_string(p).map_err(|e| ConfigError::Read(p.into(), e))?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Parse(p.into(), e.to_string()))?
+            }
+            None => toml::Table::new(),
+        };
+        apply_env(&mut table, env)?;
+        let config: Config =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    ConfigError::Parse(path.map(Into::into).unwrap_or_default(), e.to_string())
+                })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen.parse::<SocketAddr>().map_err(|_| {
+            invalid(
+                "listen",
+                format!("{:?} is not an address like 0.0.0.0:5000", self.listen),
+            )
+        })?;
+        if !self.standalone {
+            let ep = &self.index_endpoint;
+            if !(ep.starts_with("http://") || ep.starts_with("https://")) {
+                return Err(invalid(
+                    "index_endpoint",
+                    "standalone = false needs the external index's URL, like http://index.lan:5000",
+                ));
+            }
+            if !self.registry {
+                return Err(invalid(
+                    "registry",
+                    "a process with standalone = false must serve the registry",
+                ));
+            }
+        }
+        if self.index.token_ttl_secs == 0 {
+            return Err(invalid("index.token_ttl_secs", "must be at least 1"));
+        }
+        if self.index.pbkdf2_rounds < 10_000 {
+            return Err(invalid("index.pbkdf2_rounds", "must be at least 10000"));
+        }
+        for ep in &self.index.endpoints {
+            if ep.is_empty() || ep.contains('/') || ep.contains(char::is_whitespace) {
+                return Err(invalid(
+                    "index.endpoints",
+                    format!("{ep:?} must be host[:port]"),
+                ));
+            }
+        }
+        if self.storage.driver != "fs" {
+            return Err(invalid(
+                "storage.driver",
+                format!("unknown driver {:?}; known: fs", self.storage.driver),
+            ));
+        }
+        if self.delegate.timeout_secs == 0 {
+            return Err(invalid("delegate.timeout_secs", "must be at least 1"));
+        }
+        if self.v2.token_ttl_secs == 0 {
+            return Err(invalid("v2.token_ttl_secs", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        // validate() has checked it; fall back to the default rather than panic.
+        self.listen
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 5000)))
+    }
+
+    pub fn storage_root(&self) -> PathBuf {
+        if self.storage.path.as_os_str().is_empty() {
+            self.data_dir.join("registry")
+        } else {
+            self.storage.path.clone()
+        }
+    }
+
+    pub fn index_db_path(&self) -> PathBuf {
+        self.data_dir.join("index").join("v1")
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+/// Every key the schema has, as a dotted path, with its default value (which gives its type).
+fn known_keys() -> Vec<(String, toml::Value)> {
+    fn walk(prefix: &str, table: &toml::Table, out: &mut Vec<(String, toml::Value)>) {
+        for (k, v) in table {
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                toml::Value::Table(t) => walk(&path, t, out),
+                other => out.push((path, other.clone())),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(toml::Value::Table(t)) = toml::Value::try_from(Config::default()) {
+        walk("", &t, &mut out);
+    }
+    out
+}
+
+/// `SKIFF_INDEX_TOKEN_TTL_SECS=60` overrides `[index] token_ttl_secs`. Lists are comma-separated.
+fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), ConfigError> {
+    let keys = known_keys();
+    for (name, raw) in env {
+        let Some(rest) = name.strip_prefix("SKIFF_") else {
+            continue;
+        };
+        if rest == "LOG" || rest == "CONFIG" {
+            continue;
+        }
+        let Some((path, default)) = keys
+            .iter()
+            .find(|(path, _)| path.replace('.', "_").eq_ignore_ascii_case(rest))
+        else {
+            log::warn!("ignoring unknown environment variable {name}");
+            continue;
+        };
+        let value = match default {
+            toml::Value::Boolean(_) => match raw.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => toml::Value::Boolean(true),
+                "0" | "false" | "no" | "off" => toml::Value::Boolean(false),
+                _ => return Err(invalid(path, format!("{name}={raw:?} is not a boolean"))),
+            },
+            toml::Value::Integer(_) => toml::Value::Integer(
+                raw.trim()
+                    .parse()
+                    .map_err(|_| invalid(path, format!("{name}={raw:?} is not an integer")))?,
+            ),
+            toml::Value::Array(_) => toml::Value::Array(
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| toml::Value::String(s.into()))
+                    .collect(),
+            ),
+            _ => toml::Value::String(raw.clone()),
+        };
+        let mut parts: Vec<&str> = path.split('.').collect();
+        let last = parts.pop().unwrap_or_default();
+        let mut cur = &mut *table;
+        for p in parts {
+            let entry = cur
+                .entry(p.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            cur = match entry {
+                toml::Value::Table(t) => t,
+                _ => return Err(invalid(path, "is not a table in the config file")),
+            };
+        }
+        cur.insert(last.to_string(), value);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_nested_keys() {
+        let env = vec![
+            ("SKIFF_INDEX_TOKEN_TTL_SECS".to_string(), "42".to_string()),
+            ("SKIFF_STANDALONE".to_string(), "true".to_string()),
+            ("SKIFF_INDEX_ENDPOINTS".to_string(), "a:1, b:2".to_string()),
+        ];
+        let c = Config::load_with_env(None, &env).unwrap();
+        assert_eq!(c.index.token_ttl_secs, 42);
+        assert_eq!(c.index.endpoints, vec!["a:1", "b:2"]);
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        let env = vec![("SKIFF_STANDALONE".to_string(), "false".to_string())];
+        let err = Config::load_with_env(None, &env).unwrap_err().to_string();
+        assert!(err.contains("index_endpoint"), "{err}");
+        let env = vec![("SKIFF_LISTEN".to_string(), "nope".to_string())];
+        let err = Config::load_with_env(None, &env).unwrap_err().to_string();
+        assert!(err.contains("listen"), "{err}");
+    }
+}

@@ -1,0 +1,191 @@
+//! One error type for the whole server and one table mapping each kind to its HTTP status and
+//! v2 error code. v1 routes render `{"error": "..."}`; v2 routes wrap it in [`V2Error`] and render
+//! `{"errors": [{"code", "message", "detail"}]}`. Internal details are logged, never sent.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    PreconditionFailed,
+    RangeNotSatisfiable,
+    Unavailable,
+    Internal,
+    // Codes of the OCI distribution spec.
+    BlobUnknown,
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestUnknown,
+    NameInvalid,
+    NameUnknown,
+    SizeInvalid,
+    Unsupported,
+}
+
+/// kind -> (status, v2 code). The single place a status code is chosen for an error.
+fn table(kind: Kind) -> (StatusCode, &'static str) {
+    use Kind::*;
+    match kind {
+        BadRequest => (StatusCode::BAD_REQUEST, "UNSUPPORTED"),
+        Unauthorized => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+        Forbidden => (StatusCode::FORBIDDEN, "DENIED"),
+        NotFound => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
+        MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
+        Conflict => (StatusCode::CONFLICT, "DENIED"),
+        PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "UNSUPPORTED"),
+        RangeNotSatisfiable => (StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID"),
+        Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+        Internal => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),
+        BlobUnknown => (StatusCode::NOT_FOUND, "BLOB_UNKNOWN"),
+        BlobUploadInvalid => (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID"),
+        BlobUploadUnknown => (StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN"),
+        DigestInvalid => (StatusCode::BAD_REQUEST, "DIGEST_INVALID"),
+        ManifestBlobUnknown => (StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN"),
+        ManifestInvalid => (StatusCode::BAD_REQUEST, "MANIFEST_INVALID"),
+        ManifestUnknown => (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN"),
+        NameInvalid => (StatusCode::BAD_REQUEST, "NAME_INVALID"),
+        NameUnknown => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
+        SizeInvalid => (StatusCode::BAD_REQUEST, "SIZE_INVALID"),
+        Unsupported => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AppError {
+    pub kind: Kind,
+    pub message: String,
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    pub fn new(kind: Kind, message: impl Into<String>) -> Self {
+        AppError {
+            kind,
+            message: message.into(),
+        }
+    }
+    pub fn bad_request(m: impl Into<String>) -> Self {
+        Self::new(Kind::BadRequest, m)
+    }
+    pub fn unauthorized(m: impl Into<String>) -> Self {
+        Self::new(Kind::Unauthorized, m)
+    }
+    pub fn forbidden(m: impl Into<String>) -> Self {
+        Self::new(Kind::Forbidden, m)
+    }
+    pub fn not_found(m: impl Into<String>) -> Self {
+        Self::new(Kind::NotFound, m)
+    }
+    pub fn conflict(m: impl Into<String>) -> Self {
+        Self::new(Kind::Conflict, m)
+    }
+    /// Logs the real cause and answers with a generic message.
+    pub fn internal(cause: impl fmt::Display) -> Self {
+        log::error!("internal error: {cause}");
+        Self::new(Kind::Internal, "Internal server error")
+    }
+    pub fn status(&self) -> StatusCode {
+        table(self.kind).0
+    }
+    pub fn v2_code(&self) -> &'static str {
+        table(self.kind).1
+    }
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.message)
+    }
+}
+
+impl std::error::Error for AppError {}
+
+impl From<std::io::Error> for AppError {
+    fn from(e: std::io::Error) -> Self {
+        AppError::internal(format!("io: {e}"))
+    }
+}
+
+impl From<sled::Error> for AppError {
+    fn from(e: sled::Error) -> Self {
+        AppError::internal(format!("sled: {e}"))
+    }
+}
+
+impl From<serde_json::Error> for AppError {
+    fn from(e: serde_json::Error) -> Self {
+        AppError::internal(format!("json: {e}"))
+    }
+}
+
+impl From<actix_web::error::BlockingError> for AppError {
+    fn from(e: actix_web::error::BlockingError) -> Self {
+        AppError::internal(format!("blocking task: {e}"))
+    }
+}
+
+/// v1 rendering: `{"error": "..."}`, with the `WWW-Authenticate: Token` challenge on 401.
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        self.status()
+    }
+    fn error_response(&self) -> HttpResponse {
+        let mut resp = HttpResponse::build(self.status());
+        resp.insert_header((header::CACHE_CONTROL, "no-cache"))
+            .insert_header((header::PRAGMA, "no-cache"))
+            .insert_header((header::EXPIRES, "-1"));
+        if self.kind == Kind::Unauthorized {
+            resp.insert_header((header::WWW_AUTHENTICATE, "Token"));
+        }
+        resp.json(serde_json::json!({ "error": self.message }))
+    }
+}
+
+/// v2 rendering of the same error, with the Bearer challenge added by the v2 layer.
+#[derive(Debug)]
+pub struct V2Error {
+    pub error: AppError,
+    pub challenge: Option<String>,
+}
+
+impl fmt::Display for V2Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl From<AppError> for V2Error {
+    fn from(error: AppError) -> Self {
+        V2Error {
+            error,
+            challenge: None,
+        }
+    }
+}
+
+impl ResponseError for V2Error {
+    fn status_code(&self) -> StatusCode {
+        self.error.status()
+    }
+    fn error_response(&self) -> HttpResponse {
+        let mut resp = HttpResponse::build(self.error.status());
+        resp.insert_header(("Docker-Distribution-API-Version", "registry/2.0"));
+        if let Some(c) = &self.challenge {
+            resp.insert_header((header::WWW_AUTHENTICATE, c.as_str()));
+        }
+        resp.json(serde_json::json!({
+            "errors": [{ "code": self.error.v2_code(), "message": self.error.message, "detail": null }]
+        }))
+    }
+}

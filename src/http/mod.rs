@@ -1,0 +1,28 @@
+//! HTTP: mounts the protocols on one actix `App`. Each module exposes `configure`.
+
+pub mod v1;
+
+use crate::state::AppState;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
+    cfg.app_data(state.clone())
+        .app_data(web::JsonConfig::default().limit(4 << 20))
+        .app_data(web::PayloadConfig::default().limit(8 << 20));
+    v1::configure(cfg, &state);
+    cfg.default_service(web::to(not_found));
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    HttpResponse::NotFound()
+        .json(serde_json::json!({ "error": format!("Not found: {} {}", req.method(), req.path()) }))
+}
+
+/// The host the client used to reach us (for `X-Docker-Endpoints` and v2 token realms).
+pub fn request_host(req: &HttpRequest) -> String {
+    req.connection_info().host().to_string()
+}
+
+pub fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}

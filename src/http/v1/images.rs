@@ -1,0 +1,194 @@
+//! `/v1/images/{id}/{json,layer,checksum,ancestry}`: the v1 push and pull of image data.
+
+use super::ok_true;
+use crate::auth::Identity;
+use crate::error::{AppError, AppResult};
+use crate::http::header_str;
+use crate::registry::images::parse_image_json;
+use crate::registry::names::ImageId;
+use crate::state::AppState;
+use actix_files::NamedFile;
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/images/{id}/json")
+            .route(web::get().to(get_json))
+            .route(web::head().to(get_json))
+            .route(web::put().to(put_json)),
+    )
+    .service(
+        web::resource("/images/{id}/layer")
+            .route(web::get().to(get_layer))
+            .route(web::head().to(get_layer))
+            .route(web::put().to(put_layer)),
+    )
+    .route("/images/{id}/checksum", web::put().to(put_checksum))
+    .route("/images/{id}/ancestry", web::get().to(get_ancestry));
+}
+
+/// Cacheable image reads: ids are immutable, so a year is safe (PYREG does the same).
+fn cacheable(status: StatusCode) -> actix_web::HttpResponseBuilder {
+    let mut b = HttpResponse::build(status);
+    let expires = std::time::SystemTime::now() + std::time::Duration::from_secs(365 * 24 * 3600);
+    b.insert_header((header::CACHE_CONTROL, "public, max-age=31536000"))
+        .insert_header((header::EXPIRES, httpdate::fmt_http_date(expires)));
+    b
+}
+
+/// Who is asking, and may they read this complete image.
+async fn readable(state: &AppState, req: &HttpRequest, id: &ImageId) -> AppResult<Identity> {
+    let who = state.gate.identify(req).await?;
+    if !state.images.exists(id).await? {
+        return Err(AppError::not_found("Image not found"));
+    }
+    state.gate.check_image_read(&who, &state.images, id).await?;
+    state.images.require_complete(id).await?;
+    Ok(who)
+}
+
+async fn get_json(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let id = ImageId::parse(&id)?;
+    readable(&state, &req, &id).await?;
+    let image = state.images.json(&id).await?;
+    let mut resp = cacheable(StatusCode::OK);
+    resp.content_type("application/json");
+    if let Some(size) = image.size {
+        resp.insert_header(("X-Docker-Size", size.to_string()));
+    }
+    if let Some(sum) = image.checksum {
+        resp.insert_header(("X-Docker-Checksum-Payload", sum));
+    }
+    Ok(resp.body(image.json))
+}
+
+async fn put_json(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    let id = ImageId::parse(&id)?;
+    let who = state.gate.identify(&req).await?;
+    let uploader = state.gate.check_image_write(&who)?.to_string();
+    let parent = parse_image_json(&id, &body)?;
+    if let Some(p) = &parent {
+        if !state.images.exists(p).await? {
+            return Err(AppError::bad_request(
+                "Image depends on a non existing parent",
+            ));
+        }
+        if state
+            .gate
+            .check_image_read(&who, &state.images, p)
+            .await
+            .is_err()
+        {
+            return Err(AppError::bad_request(
+                "Image depends on an unauthorized parent",
+            ));
+        }
+    }
+    state
+        .images
+        .put_json(&id, body, parent.as_ref(), &uploader)
+        .await?;
+    if let Identity::Token(grant) = &who {
+        // A token names the repository the image is pushed into.
+        if let Ok(repo) = crate::registry::names::RepoName::parse(&grant.repo) {
+            state.tags.add_member(&repo, &id).await?;
+        }
+    }
+    Ok(ok_true())
+}
+
+async fn put_layer(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Payload,
+) -> AppResult<HttpResponse> {
+    let id = ImageId::parse(&id)?;
+    let who = state.gate.identify(&req).await?;
+    let uploader = state.gate.check_image_write(&who)?.to_string();
+    state.images.put_layer(&id, &uploader, body).await?;
+    Ok(ok_true())
+}
+
+async fn put_checksum(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let id = ImageId::parse(&id)?;
+    let who = state.gate.identify(&req).await?;
+    let uploader = state.gate.check_image_write(&who)?;
+    if let crate::registry::images::ImageState::InProgress { uploader: u } =
+        state.images.state(&id).await?
+    {
+        if u != uploader {
+            return Err(AppError::conflict(
+                "Image is being uploaded by another user",
+            ));
+        }
+    }
+    let payload = header_str(&req, "X-Docker-Checksum-Payload");
+    let tarsum = header_str(&req, "X-Docker-Checksum");
+    state.images.put_checksum(&id, payload, tarsum).await?;
+    Ok(ok_true())
+}
+
+async fn get_layer(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let id = ImageId::parse(&id)?;
+    readable(&state, &req, &id).await?;
+    let link = state
+        .images
+        .layer(&id)
+        .await?
+        .ok_or_else(|| AppError::not_found("Image layer not found"))?;
+    let path = state.images.storage().blob_path(&link.digest);
+    let file = NamedFile::open_async(&path).await.map_err(|e| {
+        log::error!("layer {} of image {id} unreadable: {e}", link.digest);
+        AppError::not_found("Image layer not found")
+    })?;
+    let mut resp = file
+        .disable_content_disposition()
+        .set_content_type(
+            "application/octet-stream"
+                .parse()
+                .map_err(AppError::internal)?,
+        )
+        .use_etag(true)
+        .into_response(&req);
+    resp.headers_mut().insert(
+        header::HeaderName::from_static("x-docker-size"),
+        header::HeaderValue::from(link.size),
+    );
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("public, max-age=31536000"),
+    );
+    Ok(resp)
+}
+
+async fn get_ancestry(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let id = ImageId::parse(&id)?;
+    readable(&state, &req, &id).await?;
+    let raw = state.images.ancestry_raw(&id).await?;
+    Ok(cacheable(StatusCode::OK)
+        .content_type("application/json")
+        .body(raw))
+}

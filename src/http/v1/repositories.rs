@@ -1,0 +1,448 @@
+//! `/v1/repositories/{repo}/...` on the index side: create/update (push start and end), image
+//! lists (pull start), token checks, delete, and Skiff's visibility and collaborator API.
+
+use super::{json, ok_true};
+use crate::auth::Identity;
+use crate::error::{AppError, AppResult};
+use crate::http::{header_str, request_host};
+use crate::index::{Access, ImageEntry, Index};
+use crate::registry::names::{ImageId, RepoName};
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
+use serde::Deserialize;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/repositories/{repo:.+}/images")
+            .route(web::get().to(get_images))
+            .route(web::put().to(put_images))
+            .route(web::delete().to(delete_images)),
+    )
+    .route("/repositories/{repo:.+}/auth", web::put().to(check_auth))
+    .service(
+        web::resource("/repositories/{repo:.+}/properties")
+            .route(web::get().to(get_properties))
+            .route(web::put().to(put_properties)),
+    )
+    .route(
+        "/repositories/{repo:.+}/collaborators",
+        web::get().to(list_collaborators),
+    )
+    .service(
+        web::resource("/repositories/{repo:.+}/collaborators/{user}")
+            .route(web::put().to(add_collaborator))
+            .route(web::delete().to(remove_collaborator)),
+    )
+    .service(
+        web::resource("/repositories/{repo:.+}")
+            .route(web::put().to(put_repository))
+            .route(web::delete().to(delete_repository)),
+    );
+}
+
+fn index(state: &AppState) -> AppResult<Index> {
+    state.gate.index().cloned().ok_or_else(|| {
+        AppError::not_found(format!(
+            "This server is a registry only (standalone = false); use the index at {}",
+            state.config.index_endpoint
+        ))
+    })
+}
+
+async fn gate(
+    state: &AppState,
+    req: &HttpRequest,
+    repo: &str,
+    access: Access,
+) -> AppResult<(Identity, RepoName)> {
+    let repo = RepoName::parse(repo)?;
+    let who = state.gate.identify(req).await?;
+    state.gate.check(&who, &repo, access).await?;
+    Ok((who, repo))
+}
+
+fn wants_token(req: &HttpRequest) -> bool {
+    header_str(req, "X-Docker-Token").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// Adds `X-Docker-Endpoints`, and a fresh token when the client asked for one.
+async fn index_answer(
+    state: &AppState,
+    req: &HttpRequest,
+    who: &Identity,
+    repo: &RepoName,
+    access: Access,
+    status: StatusCode,
+) -> AppResult<HttpResponseBuilder> {
+    let mut b = super::no_cache(HttpResponse::build(status));
+    b.insert_header(("X-Docker-Endpoints", state.endpoints(&request_host(req))));
+    if wants_token(req) {
+        let ix = index(state)?;
+        let (name, user, ttl) = (
+            repo.clone(),
+            who.username().unwrap_or("").to_string(),
+            state.config.index.token_ttl_secs,
+        );
+        let token = ix
+            .run(move |ix| ix.issue_token(&name, access, &user, ttl))
+            .await?;
+        // The client will rely on this token, possibly across our restart: make it durable.
+        ix.flush().await?;
+        b.insert_header(("X-Docker-Token", token.clone()));
+        b.insert_header(("WWW-Authenticate", format!("Token {token}")));
+    }
+    Ok(b)
+}
+
+/// One element of the image list Docker sends: `{"id": ..., "Tag": ..., "checksum": ...}`.
+#[derive(Deserialize)]
+struct ImgData {
+    id: String,
+    #[serde(default)]
+    checksum: Option<String>,
+    #[serde(rename = "Tag", default)]
+    #[allow(dead_code)]
+    tag: Option<String>,
+}
+
+fn parse_image_list(body: &[u8]) -> AppResult<Vec<ImageEntry>> {
+    let list: Vec<ImgData> =
+        serde_json::from_slice(body).map_err(|_| AppError::bad_request("Invalid data"))?;
+    list.into_iter()
+        .map(|d| {
+            let id = ImageId::parse(&d.id)
+                .map_err(|_| AppError::bad_request(format!("Invalid image id {:?}", d.id)))?;
+            Ok(ImageEntry {
+                id: id.to_string(),
+                checksum: d.checksum.filter(|c| !c.is_empty()),
+            })
+        })
+        .collect()
+}
+
+/// Creates or updates the repository record and merges the declared images.
+async fn record_images(
+    state: &AppState,
+    who: &Identity,
+    repo: &RepoName,
+    entries: Vec<ImageEntry>,
+) -> AppResult<()> {
+    let owner = who
+        .username()
+        .ok_or_else(|| AppError::unauthorized("Requires authorization"))?
+        .to_string();
+    let ix = index(state)?;
+    let name = repo.clone();
+    ix.run(move |ix| ix.upsert_repo(&name, &owner, |r| r.merge_images(&entries)))
+        .await?;
+    ix.flush().await
+}
+
+/// `PUT /v1/repositories/{repo}/`: push start.
+async fn put_repository(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    index(&state)?;
+    let (who, repo) = gate(&state, &req, &path, Access::Write).await?;
+    let entries = parse_image_list(&body)?;
+    record_images(&state, &who, &repo, entries).await?;
+    Ok(
+        index_answer(&state, &req, &who, &repo, Access::Write, StatusCode::OK)
+            .await?
+            .json(""),
+    )
+}
+
+/// `PUT /v1/repositories/{repo}/images`: push end; Docker requires exactly 204.
+async fn put_images(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    index(&state)?;
+    let (who, repo) = gate(&state, &req, &path, Access::Write).await?;
+    let entries = parse_image_list(&body)?;
+    record_images(&state, &who, &repo, entries).await?;
+    Ok(index_answer(
+        &state,
+        &req,
+        &who,
+        &repo,
+        Access::Write,
+        StatusCode::NO_CONTENT,
+    )
+    .await?
+    .finish())
+}
+
+/// `GET /v1/repositories/{repo}/images`: pull start.
+async fn get_images(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    index(&state)?;
+    let (who, repo) = gate(&state, &req, &path, Access::Read).await?;
+    let meta = state.gate.repo_meta(&repo).await?;
+    let mut images = meta.as_ref().map(|m| m.images.clone()).unwrap_or_default();
+    if images.is_empty() && state.config.registry {
+        // Repositories filled without an index call: list what the registry holds.
+        images = state
+            .tags
+            .members(&repo)
+            .await?
+            .into_iter()
+            .map(|id| ImageEntry {
+                id: id.to_string(),
+                checksum: None,
+            })
+            .collect();
+    }
+    if meta.is_none() && images.is_empty() {
+        return Err(AppError::not_found("Repository not found"));
+    }
+    Ok(
+        index_answer(&state, &req, &who, &repo, Access::Read, StatusCode::OK)
+            .await?
+            .json(images),
+    )
+}
+
+/// `DELETE /v1/repositories/{repo}/images` (PYREG's index delete): 204 with a delete token.
+async fn delete_images(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    index(&state)?;
+    let (who, repo) = gate(&state, &req, &path, Access::Delete).await?;
+    Ok(index_answer(
+        &state,
+        &req,
+        &who,
+        &repo,
+        Access::Delete,
+        StatusCode::NO_CONTENT,
+    )
+    .await?
+    .finish())
+}
+
+/// `DELETE /v1/repositories/{repo}/`. The Hub flow has three steps, all served here:
+/// with Basic and `X-Docker-Token: true` -> 202 and a delete token; with that token -> the
+/// registry's data goes; with Basic alone -> everything goes (data and index record).
+async fn delete_repository(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    let (who, repo) = gate(&state, &req, &path, Access::Delete).await?;
+    if matches!(who, Identity::User(_)) && wants_token(&req) && state.gate.index().is_some() {
+        return Ok(index_answer(
+            &state,
+            &req,
+            &who,
+            &repo,
+            Access::Delete,
+            StatusCode::ACCEPTED,
+        )
+        .await?
+        .json(""));
+    }
+    let mut found = false;
+    if state.config.registry {
+        found |= state.tags.delete_repo(&repo).await?;
+    }
+    if let (Some(ix), false) = (state.gate.index(), matches!(who, Identity::Token(_))) {
+        let name = repo.clone();
+        found |= ix.run(move |ix| ix.delete_repo(&name)).await?;
+        ix.flush().await?;
+    }
+    if found {
+        Ok(ok_true())
+    } else {
+        Err(AppError::not_found("Repository not found"))
+    }
+}
+
+#[derive(Deserialize)]
+struct AuthQuery {
+    access: Option<String>,
+}
+
+/// `PUT /v1/repositories/{repo}/auth`: does this token grant (the given) access to this
+/// repository? Registries in delegated mode ask this. 200 `"OK"`, 401, or 403.
+async fn check_auth(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<AuthQuery>,
+) -> AppResult<HttpResponse> {
+    index(&state)?;
+    let repo = RepoName::parse(&path)?;
+    let Identity::Token(grant) = state.gate.identify(&req).await? else {
+        return Err(AppError::unauthorized("A token is required"));
+    };
+    if grant.repo != repo.as_str() {
+        return Err(AppError::forbidden(
+            "Token is not valid for this repository",
+        ));
+    }
+    let wanted = match query.access.as_deref() {
+        None => grant.access,
+        Some(a) => Access::parse(a)
+            .ok_or_else(|| AppError::bad_request(format!("Unknown access {a:?}")))?,
+    };
+    if !grant.access.permits(wanted) {
+        return Err(AppError::forbidden(format!(
+            "Token grants {} access, not {}",
+            grant.access.as_str(),
+            wanted.as_str()
+        )));
+    }
+    Ok(super::no_cache(HttpResponse::Ok())
+        .insert_header(("X-Docker-Token-Access", grant.access.as_str()))
+        .insert_header(("X-Docker-Token-Expires", grant.expires.to_string()))
+        .json("OK"))
+}
+
+async fn get_properties(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    index(&state)?;
+    let (_, repo) = gate(&state, &req, &path, Access::Read).await?;
+    let meta = state
+        .gate
+        .repo_meta(&repo)
+        .await?
+        .ok_or_else(|| AppError::not_found("Repository not found"))?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "access": if meta.private { "private" } else { "public" },
+            "description": meta.description,
+            "owner": meta.owner,
+        }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Properties {
+    access: Option<String>,
+    description: Option<String>,
+}
+
+/// `PUT .../properties {"access": "private"|"public", "description": "..."}`: owner or admin.
+/// Creates the record if needed, so a repository can be made private before its first push.
+async fn put_properties(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    let ix = index(&state)?;
+    let (who, repo) = gate(&state, &req, &path, Access::Delete).await?;
+    let props: Properties =
+        serde_json::from_slice(&body).map_err(|_| AppError::bad_request("Invalid data"))?;
+    let private = match props.access.as_deref() {
+        None => None,
+        Some("private") => Some(true),
+        Some("public") => Some(false),
+        Some(_) => {
+            return Err(AppError::bad_request(
+                "Invalid data: access must be \"private\" or \"public\"",
+            ))
+        }
+    };
+    let owner = who.username().unwrap_or_default().to_string();
+    let description = props.description;
+    ix.run(move |ix| {
+        ix.upsert_repo(&repo, &owner, |r| {
+            if let Some(p) = private {
+                r.private = p;
+            }
+            if let Some(d) = &description {
+                r.description = d.clone();
+            }
+        })
+    })
+    .await?;
+    ix.flush().await?;
+    Ok(ok_true())
+}
+
+async fn list_collaborators(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    index(&state)?;
+    let (_, repo) = gate(&state, &req, &path, Access::Write).await?;
+    let meta = state
+        .gate
+        .repo_meta(&repo)
+        .await?
+        .ok_or_else(|| AppError::not_found("Repository not found"))?;
+    Ok(json(StatusCode::OK, &meta.collaborators))
+}
+
+async fn set_collaborator(
+    state: &AppState,
+    req: &HttpRequest,
+    repo: &str,
+    user: String,
+    add: bool,
+) -> AppResult<HttpResponse> {
+    let ix = index(state)?;
+    let (_, repo) = gate(state, req, repo, Access::Delete).await?;
+    let known = {
+        let u = user.clone();
+        ix.run(move |ix| ix.user(&u)).await?.is_some()
+    };
+    if add && !known {
+        return Err(AppError::not_found(format!("No such user: {user}")));
+    }
+    ix.run(move |ix| {
+        ix.update_repo(&repo, |r| {
+            let present = r.collaborators.contains(&user);
+            match (add, present) {
+                (true, false) => r.collaborators.push(user.clone()),
+                (false, true) => r.collaborators.retain(|c| c != &user),
+                (false, false) => {
+                    return Err(AppError::not_found(format!("{user} is not a collaborator")))
+                }
+                (true, true) => {}
+            }
+            Ok(())
+        })
+    })
+    .await?;
+    ix.flush().await?;
+    Ok(ok_true())
+}
+
+async fn add_collaborator(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> AppResult<HttpResponse> {
+    let (repo, user) = path.into_inner();
+    set_collaborator(&state, &req, &repo, user, true).await
+}
+
+async fn remove_collaborator(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> AppResult<HttpResponse> {
+    let (repo, user) = path.into_inner();
+    set_collaborator(&state, &req, &repo, user, false).await
+}

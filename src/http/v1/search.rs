@@ -1,0 +1,84 @@
+//! `GET /v1/search?q=&n=&page=`: repositories whose name or description contains `q`, only
+//! those the caller may read, in the Hub's response shape (which `docker search` decodes).
+
+use super::json;
+use crate::error::AppResult;
+use crate::index::Access;
+use crate::registry::names::RepoName;
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/search", web::get().to(search));
+}
+
+#[derive(Deserialize)]
+struct Query {
+    #[serde(default)]
+    q: String,
+    n: Option<usize>,
+    page: Option<usize>,
+}
+
+const DEFAULT_PAGE_SIZE: usize = 25;
+const MAX_PAGE_SIZE: usize = 100;
+
+async fn search(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<Query>,
+) -> AppResult<HttpResponse> {
+    let who = state.gate.identify(&req).await?;
+    let needle = query.q.trim().to_lowercase();
+    let page_size = query.n.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE);
+    let page = query.page.unwrap_or(1).max(1);
+    let repos = match state.gate.index() {
+        Some(ix) => ix.run(|ix| ix.repos()).await?,
+        None => Vec::new(),
+    };
+    let mut hits = Vec::new();
+    for repo in repos {
+        let matches =
+            repo.name.contains(&needle) || repo.description.to_lowercase().contains(&needle);
+        if !matches {
+            continue;
+        }
+        let Ok(name) = RepoName::parse(&repo.name) else {
+            continue;
+        };
+        if crate::auth::policy::decide(&who, &name, Some(&repo), Access::Read).is_ok() {
+            hits.push(repo);
+        }
+    }
+    let total = hits.len();
+    let num_pages = total.div_ceil(page_size).max(1);
+    let results: Vec<_> = hits
+        .into_iter()
+        .skip((page - 1) * page_size)
+        .take(page_size)
+        .map(|r| {
+            serde_json::json!({
+                "name": r.name,
+                "description": r.description,
+                "star_count": 0,
+                "is_official": r.name.starts_with("library/"),
+                "is_trusted": false,
+                "is_automated": false,
+                "is_private": r.private,
+            })
+        })
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "query": query.q,
+            "num_results": total,
+            "num_pages": num_pages,
+            "page": page,
+            "page_size": page_size,
+            "results": results,
+        }),
+    ))
+}

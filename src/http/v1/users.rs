@@ -1,0 +1,126 @@
+//! `/v1/users/`: registration (`docker login` POSTs first), login check, account update.
+
+use super::json;
+use crate::auth::Identity;
+use crate::config::Registration;
+use crate::error::{AppError, AppResult};
+use crate::index::users::USER_EXISTS;
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    for path in ["/users", "/users/"] {
+        cfg.service(
+            web::resource(path)
+                .route(web::get().to(login))
+                .route(web::post().to(register)),
+        );
+    }
+    for path in ["/users/{username}", "/users/{username}/"] {
+        cfg.route(path, web::put().to(update));
+    }
+}
+
+#[derive(Deserialize)]
+struct NewUser {
+    username: String,
+    password: String,
+    email: String,
+}
+
+/// `POST /v1/users/`. For an existing name or email the body must be exactly
+/// `"Username or email already exists"`: that is how Docker knows to log in instead.
+async fn register(state: web::Data<AppState>, body: web::Bytes) -> AppResult<HttpResponse> {
+    let new: NewUser =
+        serde_json::from_slice(&body).map_err(|_| AppError::bad_request("Error Decoding JSON"))?;
+    let ix = state
+        .gate
+        .index()
+        .cloned()
+        .ok_or_else(|| AppError::not_found("no index here"))?;
+    let (u, e) = (new.username.clone(), new.email.clone());
+    // Check before hashing: every `docker login` POSTs here first, and hashing is slow by design.
+    if ix.run(move |ix| ix.user_exists(&u, &e)).await? {
+        return Ok(json(StatusCode::BAD_REQUEST, &USER_EXISTS));
+    }
+    let active = match state.config.index.registration {
+        Registration::Closed => {
+            return Err(AppError::unauthorized(
+                "Registration is closed: ask an administrator for an account",
+            ))
+        }
+        Registration::Open => true,
+        Registration::Activation => false,
+    };
+    let created = ix
+        .run(move |ix| ix.create_user(&new.username, &new.password, &new.email, active, false))
+        .await;
+    match created {
+        Ok(_) => {
+            ix.flush().await?;
+            Ok(json(StatusCode::CREATED, &"User Created"))
+        }
+        Err(e) if e.message == USER_EXISTS => Ok(json(StatusCode::BAD_REQUEST, &USER_EXISTS)),
+        Err(e) => Err(e),
+    }
+}
+
+/// `GET /v1/users/` with Basic: 200 if the credentials are good, 401 if not, 403 if inactive.
+async fn login(state: web::Data<AppState>, req: HttpRequest) -> AppResult<HttpResponse> {
+    match state.gate.identify(&req).await? {
+        Identity::User(_) => Ok(json(StatusCode::OK, &"OK")),
+        _ => Err(AppError::unauthorized(
+            "Wrong login/password, please try again",
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+struct UserUpdate {
+    email: Option<String>,
+    password: Option<String>,
+}
+
+/// `PUT /v1/users/{username}/ {"email", "password"}`: the user themself or an admin. 204.
+async fn update(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
+    let username = path.into_inner();
+    let who = state.gate.identify(&req).await?;
+    let Identity::User(me) = who else {
+        return Err(AppError::unauthorized("Requires authorization"));
+    };
+    if me.name != username && !me.admin {
+        return Err(AppError::forbidden("You may only change your own account"));
+    }
+    let change: UserUpdate =
+        serde_json::from_slice(&body).map_err(|_| AppError::bad_request("Error Decoding JSON"))?;
+    let ix = state
+        .gate
+        .index()
+        .cloned()
+        .ok_or_else(|| AppError::not_found("no index here"))?;
+    ix.run(move |ix| {
+        if ix.user(&username)?.is_none() {
+            return Err(AppError::not_found(format!("No such user: {username}")));
+        }
+        if let Some(p) = &change.password {
+            crate::index::users::validate_password(p)?;
+        }
+        if let Some(e) = &change.email {
+            ix.set_email(&username, e)?;
+        }
+        if let Some(p) = &change.password {
+            ix.set_password(&username, p)?;
+        }
+        Ok(())
+    })
+    .await?;
+    ix.flush().await?;
+    Ok(super::no_cache(HttpResponse::NoContent()).finish())
+}

@@ -1,0 +1,101 @@
+//! The built-in v1 index: users, repositories (owner, visibility, collaborators, image list) and
+//! tokens, kept in sled. One `Db` per process, one tree per entity, opened once.
+
+pub mod repos;
+pub mod tokens;
+pub mod users;
+
+use crate::error::{AppError, AppResult};
+use std::path::Path;
+
+pub use repos::{ImageEntry, Repo};
+pub use tokens::{Access, TokenGrant};
+pub use users::User;
+
+pub const SCHEMA_VERSION: u64 = 1;
+
+#[derive(Clone)]
+pub struct Index {
+    db: sled::Db,
+    users: sled::Tree,
+    emails: sled::Tree,
+    repos: sled::Tree,
+    tokens: sled::Tree,
+    pbkdf2_rounds: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("the index database {0} is in use by another process (is `skiff serve` running? stop it first, or use its HTTP API)")]
+    Locked(String),
+    #[error("cannot open the index database {0}: {1}")]
+    Other(String, sled::Error),
+}
+
+impl Index {
+    pub fn open(path: &Path, pbkdf2_rounds: u32) -> Result<Index, OpenError> {
+        let shown = path.display().to_string();
+        let db = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::LowSpace)
+            .cache_capacity(16 << 20)
+            .open()
+            .map_err(|e| match &e {
+                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                    OpenError::Locked(shown.clone())
+                }
+                sled::Error::Io(io) if io.to_string().contains("lock") => {
+                    OpenError::Locked(shown.clone())
+                }
+                _ => OpenError::Other(shown.clone(), e),
+            })?;
+        let open = |name: &str| {
+            db.open_tree(name)
+                .map_err(|e| OpenError::Other(shown.clone(), e))
+        };
+        let index = Index {
+            users: open("users")?,
+            emails: open("emails")?,
+            repos: open("repos")?,
+            tokens: open("tokens")?,
+            db: db.clone(),
+            pbkdf2_rounds,
+        };
+        let meta = open("meta")?;
+        meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())
+            .map_err(|e| OpenError::Other(shown.clone(), e))?;
+        Ok(index)
+    }
+
+    /// Makes acknowledged changes durable before the client hears about them.
+    pub async fn flush(&self) -> AppResult<()> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Runs sled work on the blocking pool (sled may block on I/O).
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Index) -> AppResult<T> + Send + 'static,
+    ) -> AppResult<T> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || f(&me))
+            .await
+            .map_err(AppError::internal)?
+    }
+}
+
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> AppResult<T> {
+    serde_json::from_slice(bytes).map_err(AppError::internal)
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> AppResult<Vec<u8>> {
+    serde_json::to_vec(value).map_err(AppError::internal)
+}

@@ -1,0 +1,128 @@
+//! Repository records: owner, visibility, collaborators, description and the v1 image list.
+
+use super::{decode, encode, now_secs, Index};
+use crate::error::{AppError, AppResult};
+use crate::registry::names::RepoName;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImageEntry {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Repo {
+    pub v: u32,
+    pub name: String,
+    /// The user who created it (for `library/` repositories, the admin who did).
+    pub owner: String,
+    pub private: bool,
+    #[serde(default)]
+    pub collaborators: Vec<String>,
+    #[serde(default)]
+    pub description: String,
+    pub created: u64,
+    pub updated: u64,
+    #[serde(default)]
+    pub images: Vec<ImageEntry>,
+}
+
+impl Repo {
+    fn new(name: &RepoName, owner: &str) -> Repo {
+        let now = now_secs();
+        Repo {
+            v: 1,
+            name: name.to_string(),
+            owner: owner.to_string(),
+            private: false,
+            collaborators: Vec::new(),
+            description: String::new(),
+            created: now,
+            updated: now,
+            images: Vec::new(),
+        }
+    }
+
+    /// Adds ids not yet listed; never drops a known checksum (PYREG's merge rule).
+    pub fn merge_images(&mut self, entries: &[ImageEntry]) {
+        for e in entries {
+            match self.images.iter_mut().find(|x| x.id == e.id) {
+                Some(x) => {
+                    if e.checksum.is_some() {
+                        x.checksum = e.checksum.clone();
+                    }
+                }
+                None => self.images.push(e.clone()),
+            }
+        }
+    }
+}
+
+impl Index {
+    pub fn repo(&self, name: &RepoName) -> AppResult<Option<Repo>> {
+        match self.repos.get(name.as_str().as_bytes())? {
+            Some(v) => Ok(Some(decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Creates the record if absent, then applies `f`, atomically (compare-and-swap loop).
+    pub fn upsert_repo(
+        &self,
+        name: &RepoName,
+        owner: &str,
+        f: impl Fn(&mut Repo),
+    ) -> AppResult<Repo> {
+        let key = name.as_str().as_bytes();
+        loop {
+            let old = self.repos.get(key)?;
+            let mut repo = match &old {
+                Some(v) => decode(v)?,
+                None => Repo::new(name, owner),
+            };
+            f(&mut repo);
+            repo.updated = now_secs();
+            let new = encode(&repo)?;
+            if self.repos.compare_and_swap(key, old, Some(new))?.is_ok() {
+                return Ok(repo);
+            }
+        }
+    }
+
+    /// Applies `f` to an existing record; NotFound if there is none.
+    pub fn update_repo(
+        &self,
+        name: &RepoName,
+        f: impl Fn(&mut Repo) -> AppResult<()>,
+    ) -> AppResult<Repo> {
+        let key = name.as_str().as_bytes();
+        loop {
+            let old = self
+                .repos
+                .get(key)?
+                .ok_or_else(|| AppError::not_found("Repository not found"))?;
+            let mut repo: Repo = decode(&old)?;
+            f(&mut repo)?;
+            repo.updated = now_secs();
+            let new = encode(&repo)?;
+            if self
+                .repos
+                .compare_and_swap(key, Some(old), Some(new))?
+                .is_ok()
+            {
+                return Ok(repo);
+            }
+        }
+    }
+
+    pub fn delete_repo(&self, name: &RepoName) -> AppResult<bool> {
+        Ok(self.repos.remove(name.as_str().as_bytes())?.is_some())
+    }
+
+    /// All repositories, in name order.
+    pub fn repos(&self) -> AppResult<Vec<Repo>> {
+        self.repos.iter().values().map(|v| decode(&v?)).collect()
+    }
+}

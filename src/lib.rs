@@ -1,0 +1,77 @@
+//! Skiff: a private Docker registry and its index in one process.
+//!
+//! `run` builds the same app for the binary and the tests: it opens the index (sled) when this
+//! process has the index role, the storage driver when it has the registry role, binds, prints
+//! the address it listens on, and serves until a signal arrives.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod index;
+pub mod registry;
+pub mod state;
+pub mod storage;
+
+use actix_web::{web, App, HttpServer};
+use config::Config;
+use state::AppState;
+use std::io::Write;
+use std::net::TcpListener;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Index(#[from] index::OpenError),
+    #[error("cannot open storage at {0}: {1}")]
+    Storage(String, std::io::Error),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(String, std::io::Error),
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Opens what this process's roles need: the index when standalone, storage when a registry.
+pub fn open_state(config: Config) -> Result<AppState, StartError> {
+    let index = if config.standalone {
+        Some(index::Index::open(
+            &config.index_db_path(),
+            config.index.pbkdf2_rounds,
+        )?)
+    } else {
+        None
+    };
+    let root = config.storage_root();
+    let storage = storage::Storage::open(&root)
+        .map_err(|e| StartError::Storage(root.display().to_string(), e))?;
+    Ok(AppState::new(config, index, storage))
+}
+
+pub async fn run(config: Config) -> Result<(), StartError> {
+    let listener = TcpListener::bind(config.listen_addr())
+        .map_err(|e| StartError::Bind(config.listen.clone(), e))?;
+    let state = web::Data::new(open_state(config)?);
+    if let Some(ix) = state.gate.index() {
+        let ix = ix.clone();
+        let purged = ix.run(|ix| ix.purge_expired_tokens()).await.unwrap_or(0);
+        log::debug!("purged {purged} expired tokens");
+    }
+    let addr = listener.local_addr().map_err(StartError::Serve)?;
+    let app_state = state.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(actix_web::middleware::Logger::default())
+            .configure(|cfg| http::configure(cfg, app_state.clone()))
+    })
+    .listen(listener)
+    .map_err(|e| StartError::Bind(addr.to_string(), e))?
+    .run();
+    // Tests and scripts read this line to learn the port when listening on :0.
+    println!("skiff listening on http://{addr}");
+    let _ = std::io::stdout().flush();
+    let result = server.await;
+    if let Some(ix) = state.gate.index() {
+        let _ = ix.flush().await;
+    }
+    result.map_err(StartError::Serve)
+}

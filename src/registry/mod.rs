@@ -1,0 +1,6 @@
+//! Domain types and rules of the registry: names, digests, v1 images and tags.
+
+pub mod digest;
+pub mod images;
+pub mod names;
+pub mod tags;

@@ -1,0 +1,9 @@
+//! One integration-test binary: every test talks HTTP to real `skiff` processes.
+
+mod common;
+
+mod access;
+mod cli;
+mod durability;
+mod v1_errors;
+mod v1_flows;
