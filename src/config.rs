@@ -74,8 +74,10 @@ pub struct V2Config {
     pub token_ttl_secs: u64,
     /// Service name put in the Bearer challenge and checked in the JWT audience.
     pub service: String,
-    /// Minutes after which an upload session with no activity is removed.
-    pub upload_expiry_mins: u64,
+    /// Seconds after which an upload session with no activity is removed.
+    pub upload_expiry_secs: u64,
+    /// standalone = false: the index's Ed25519 token key (base64url); empty = fetch its JWKS.
+    pub jwt_public_key: String,
 }
 
 impl Default for Config {
@@ -129,7 +131,8 @@ impl Default for V2Config {
             enabled: true,
             token_ttl_secs: 300,
             service: "skiff".into(),
-            upload_expiry_mins: 60,
+            upload_expiry_secs: 3600,
+            jwt_public_key: String::new(),
         }
     }
 }
@@ -158,26 +161,19 @@ impl Config {
         Self::load_with_env(path, &env)
     }
 
-    pub fn load_with_env(
-        path: Option<&Path>,
-        env: &[(String, String)],
-    ) -> Result<Config, ConfigError> {
+    pub fn load_with_env(path: Option<&Path>, env: &[(String, String)]) -> Result<Config, ConfigError> {
         let mut table = match path {
             Some(p) => {
-                let text =
-                    std::fs::read_to_string(p).map_err(|e| ConfigError::Read(p.into(), e))?;
+                let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read(p.into(), e))?;
                 text.parse::<toml::Table>()
                     .map_err(|e| ConfigError::Parse(p.into(), e.to_string()))?
             }
             None => toml::Table::new(),
         };
         apply_env(&mut table, env)?;
-        let config: Config =
-            toml::Value::Table(table)
-                .try_into()
-                .map_err(|e: toml::de::Error| {
-                    ConfigError::Parse(path.map(Into::into).unwrap_or_default(), e.to_string())
-                })?;
+        let config: Config = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| {
+            ConfigError::Parse(path.map(Into::into).unwrap_or_default(), e.to_string())
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -212,10 +208,7 @@ impl Config {
         }
         for ep in &self.index.endpoints {
             if ep.is_empty() || ep.contains('/') || ep.contains(char::is_whitespace) {
-                return Err(invalid(
-                    "index.endpoints",
-                    format!("{ep:?} must be host[:port]"),
-                ));
+                return Err(invalid("index.endpoints", format!("{ep:?} must be host[:port]")));
             }
         }
         if self.storage.driver != "fs" {
@@ -226,6 +219,12 @@ impl Config {
         }
         if self.delegate.timeout_secs == 0 {
             return Err(invalid("delegate.timeout_secs", "must be at least 1"));
+        }
+        if !self.v2.jwt_public_key.is_empty() && self.v2_public_key().is_none() {
+            return Err(invalid(
+                "v2.jwt_public_key",
+                "must be a base64url Ed25519 public key (32 bytes)",
+            ));
         }
         if self.v2.token_ttl_secs == 0 {
             return Err(invalid("v2.token_ttl_secs", "must be at least 1"));
@@ -250,6 +249,19 @@ impl Config {
 
     pub fn index_db_path(&self) -> PathBuf {
         self.data_dir.join("index").join("v1")
+    }
+
+    /// The configured index token key, decoded.
+    pub fn v2_public_key(&self) -> Option<Vec<u8>> {
+        use base64::Engine;
+        let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(self.v2.jwt_public_key.trim().trim_end_matches('='))
+            .ok()?;
+        (key.len() == 32).then_some(key)
+    }
+
+    pub fn jwt_key_path(&self) -> PathBuf {
+        self.data_dir.join("index").join("jwt-ed25519.pk8")
     }
 
     pub fn to_toml(&self) -> String {

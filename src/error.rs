@@ -29,7 +29,9 @@ pub enum Kind {
     NameInvalid,
     NameUnknown,
     SizeInvalid,
+    TagInvalid,
     Unsupported,
+    TooLarge,
 }
 
 /// kind -> (status, v2 code). The single place a status code is chosen for an error.
@@ -56,7 +58,9 @@ fn table(kind: Kind) -> (StatusCode, &'static str) {
         NameInvalid => (StatusCode::BAD_REQUEST, "NAME_INVALID"),
         NameUnknown => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
         SizeInvalid => (StatusCode::BAD_REQUEST, "SIZE_INVALID"),
+        TagInvalid => (StatusCode::BAD_REQUEST, "TAG_INVALID"),
         Unsupported => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
+        TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID"),
     }
 }
 
@@ -167,10 +171,7 @@ impl fmt::Display for V2Error {
 
 impl From<AppError> for V2Error {
     fn from(error: AppError) -> Self {
-        V2Error {
-            error,
-            challenge: None,
-        }
+        V2Error { error, challenge: None }
     }
 }
 

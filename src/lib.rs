@@ -34,28 +34,39 @@ pub enum StartError {
 /// Opens what this process's roles need: the index when standalone, storage when a registry.
 pub fn open_state(config: Config) -> Result<AppState, StartError> {
     let index = if config.standalone {
-        Some(index::Index::open(
-            &config.index_db_path(),
-            config.index.pbkdf2_rounds,
-        )?)
+        Some(index::Index::open(&config.index_db_path(), config.index.pbkdf2_rounds)?)
     } else {
         None
     };
     let root = config.storage_root();
-    let storage = storage::Storage::open(&root)
-        .map_err(|e| StartError::Storage(root.display().to_string(), e))?;
-    Ok(AppState::new(config, index, storage))
+    let storage = storage::Storage::open(&root).map_err(|e| StartError::Storage(root.display().to_string(), e))?;
+    let signer = if config.standalone {
+        let path = config.jwt_key_path();
+        Some(auth::jwt::Signer::load_or_create(&path).map_err(|e| StartError::Storage(path.display().to_string(), e))?)
+    } else {
+        None
+    };
+    let jwks_url =
+        (!config.standalone).then(|| format!("{}/v2/token/keys", config.index_endpoint.trim_end_matches('/')));
+    let gate = auth::Gate::new(index).with_tokens(
+        signer,
+        config.v2_public_key(),
+        jwks_url,
+        &config.v2.service,
+        std::time::Duration::from_secs(config.delegate.timeout_secs),
+    );
+    Ok(AppState::new(config, gate, storage))
 }
 
 pub async fn run(config: Config) -> Result<(), StartError> {
-    let listener = TcpListener::bind(config.listen_addr())
-        .map_err(|e| StartError::Bind(config.listen.clone(), e))?;
+    let listener = TcpListener::bind(config.listen_addr()).map_err(|e| StartError::Bind(config.listen.clone(), e))?;
     let state = web::Data::new(open_state(config)?);
     if let Some(ix) = state.gate.index() {
         let ix = ix.clone();
         let purged = ix.run(|ix| ix.purge_expired_tokens()).await.unwrap_or(0);
         log::debug!("purged {purged} expired tokens");
     }
+    spawn_upload_sweeper(state.clone());
     let addr = listener.local_addr().map_err(StartError::Serve)?;
     let app_state = state.clone();
     let server = HttpServer::new(move || {
@@ -74,4 +85,22 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         let _ = ix.flush().await;
     }
     result.map_err(StartError::Serve)
+}
+
+/// Removes abandoned upload sessions now and then (and once at start-up).
+fn spawn_upload_sweeper(state: web::Data<AppState>) {
+    if !state.config.registry {
+        return;
+    }
+    let max_idle = state.config.v2.upload_expiry_secs;
+    let period = std::time::Duration::from_secs((max_idle / 2).clamp(1, 60));
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(period);
+        loop {
+            tick.tick().await;
+            if let Err(e) = state.uploads.sweep(max_idle).await {
+                log::warn!("upload sweep failed: {e}");
+            }
+        }
+    });
 }

@@ -135,16 +135,13 @@ fn read_password() -> Result<String, String> {
         .map_err(|e| format!("cannot read password: {e}"))?;
     let pw = line.trim_end_matches(['\n', '\r']).to_string();
     if pw.is_empty() {
-        return Err(
-            "no password on standard input (e.g. `echo 'secret' | skiff user add ...`)".into(),
-        );
+        return Err("no password on standard input (e.g. `echo 'secret' | skiff user add ...`)".into());
     }
     Ok(pw)
 }
 
 fn user(config: Config, cmd: UserCommand) -> Result<(), String> {
-    let index = Index::open(&config.index_db_path(), config.index.pbkdf2_rounds)
-        .map_err(|e| e.to_string())?;
+    let index = Index::open(&config.index_db_path(), config.index.pbkdf2_rounds).map_err(|e| e.to_string())?;
     let show = |u: skiff::index::User| {
         println!(
             "{}\t{}\t{}\t{}",
@@ -162,9 +159,7 @@ fn user(config: Config, cmd: UserCommand) -> Result<(), String> {
             inactive,
         } => {
             let pw = read_password()?;
-            index
-                .create_user(&name, &pw, &email, !inactive, admin)
-                .map(show)
+            index.create_user(&name, &pw, &email, !inactive, admin).map(show)
         }
         UserCommand::Passwd { name } => {
             let pw = read_password()?;

@@ -2,9 +2,10 @@
 
 use crate::auth::Gate;
 use crate::config::Config;
-use crate::index::Index;
 use crate::registry::images::Images;
+use crate::registry::repository::Repositories;
 use crate::registry::tags::Tags;
+use crate::registry::uploads::Uploads;
 use crate::storage::Storage;
 
 pub struct AppState {
@@ -12,15 +13,18 @@ pub struct AppState {
     pub gate: Gate,
     pub images: Images,
     pub tags: Tags,
+    pub repos: Repositories,
+    pub uploads: Uploads,
 }
 
 impl AppState {
-    pub fn new(config: Config, index: Option<Index>, storage: Storage) -> AppState {
-        let images = Images::new(storage);
+    pub fn new(config: Config, gate: Gate, storage: Storage) -> AppState {
         AppState {
-            tags: Tags::new(images.clone()),
-            images,
-            gate: Gate::new(index),
+            tags: Tags::new(Images::new(storage.clone())),
+            images: Images::new(storage.clone()),
+            repos: Repositories::new(storage.clone()),
+            uploads: Uploads::new(storage),
+            gate,
             config,
         }
     }

@@ -2,6 +2,7 @@
 //! questions: who is calling (Basic credentials, a v1 Token, a v2 Bearer JWT), and may they read,
 //! write or delete repository R. Handlers never decide access themselves.
 
+pub mod jwt;
 pub mod password;
 pub mod policy;
 
@@ -22,6 +23,8 @@ pub enum Identity {
     User(Principal),
     /// A v1 token: the holder may do `access` on one repository, on behalf of `user`.
     Token(TokenGrant),
+    /// A v2 bearer token (JWT) listing repositories and actions, on behalf of `sub`.
+    Bearer(jwt::Claims),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +40,7 @@ impl Identity {
             Identity::Anonymous => None,
             Identity::User(p) => Some(&p.name),
             Identity::Token(g) => Some(&g.user),
+            Identity::Bearer(c) => Some(&c.sub),
         }
     }
     pub fn is_admin(&self) -> bool {
@@ -55,11 +59,7 @@ pub enum Credentials {
 
 impl Credentials {
     pub fn from_request(req: &HttpRequest) -> Credentials {
-        match req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-        {
+        match req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
             Some(v) => Credentials::parse(v),
             None => Credentials::None,
         }
@@ -101,6 +101,14 @@ impl Credentials {
 pub struct Gate {
     index: Option<Index>,
     cache: Arc<CredentialCache>,
+    /// Signs v2 tokens (the index role only).
+    signer: Option<jwt::Signer>,
+    /// Verifies v2 tokens: from our own key, a configured key, or the external index's JWKS.
+    verifier: std::sync::RwLock<Option<Arc<jwt::Verifier>>>,
+    /// Where to fetch the verification keys from when there is no local signer.
+    jwks_url: Option<String>,
+    audience: String,
+    http_timeout: std::time::Duration,
 }
 
 impl Gate {
@@ -108,7 +116,75 @@ impl Gate {
         Gate {
             index,
             cache: Arc::new(CredentialCache::default()),
+            signer: None,
+            verifier: std::sync::RwLock::new(None),
+            jwks_url: None,
+            audience: "skiff".into(),
+            http_timeout: std::time::Duration::from_secs(5),
         }
+    }
+
+    /// Sets up v2 token signing and verification for this process's role.
+    pub fn with_tokens(
+        mut self,
+        signer: Option<jwt::Signer>,
+        configured_key: Option<Vec<u8>>,
+        jwks_url: Option<String>,
+        audience: &str,
+        timeout: std::time::Duration,
+    ) -> Gate {
+        let keys: Vec<Vec<u8>> = signer
+            .iter()
+            .map(|s| s.public_key().to_vec())
+            .chain(configured_key)
+            .collect();
+        if !keys.is_empty() {
+            self.verifier = std::sync::RwLock::new(Some(Arc::new(jwt::Verifier::new(&keys, audience))));
+        }
+        self.signer = signer;
+        self.jwks_url = jwks_url;
+        self.audience = audience.to_string();
+        self.http_timeout = timeout;
+        self
+    }
+
+    pub fn signer(&self) -> Option<&jwt::Signer> {
+        self.signer.as_ref()
+    }
+
+    /// The verifier, fetching the external index's public keys on first use.
+    async fn verifier(&self) -> AppResult<Arc<jwt::Verifier>> {
+        if let Some(v) = self.verifier.read().ok().and_then(|g| g.clone()) {
+            return Ok(v);
+        }
+        let url = self
+            .jwks_url
+            .as_deref()
+            .ok_or_else(|| AppError::unauthorized("bearer tokens are not accepted here"))?;
+        let unavailable = |why: String| {
+            AppError::new(
+                crate::error::Kind::Unavailable,
+                format!("index at {url} unavailable for token keys: {why}"),
+            )
+        };
+        let client = reqwest::Client::builder()
+            .timeout(self.http_timeout)
+            .build()
+            .map_err(AppError::internal)?;
+        let resp = client.get(url).send().await.map_err(|e| unavailable(e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(unavailable(format!("status {}", resp.status())));
+        }
+        let jwks: serde_json::Value = resp.json().await.map_err(|e| unavailable(e.to_string()))?;
+        let keys = jwt::Verifier::keys_from_jwks(&jwks);
+        if keys.is_empty() {
+            return Err(unavailable("no Ed25519 keys in the JWKS".into()));
+        }
+        let v = Arc::new(jwt::Verifier::new(&keys, &self.audience));
+        if let Ok(mut slot) = self.verifier.write() {
+            *slot = Some(v.clone());
+        }
+        Ok(v)
     }
 
     pub fn index(&self) -> Option<&Index> {
@@ -116,22 +192,18 @@ impl Gate {
     }
 
     fn local(&self) -> AppResult<&Index> {
-        self.index.as_ref().ok_or_else(|| {
-            AppError::new(crate::error::Kind::Unavailable, "this server has no index")
-        })
+        self.index
+            .as_ref()
+            .ok_or_else(|| AppError::new(crate::error::Kind::Unavailable, "this server has no index"))
     }
 
     /// Who is calling. Bad credentials are an error (401 or 403), never silently anonymous.
     pub async fn identify(&self, req: &HttpRequest) -> AppResult<Identity> {
         match Credentials::from_request(req) {
             Credentials::None => Ok(Identity::Anonymous),
-            Credentials::Basic { user, password } => {
-                self.login(&user, &password).await.map(Identity::User)
-            }
+            Credentials::Basic { user, password } => self.login(&user, &password).await.map(Identity::User),
             Credentials::Token(sigs) => self.token(sigs).await.map(Identity::Token),
-            Credentials::Bearer(_) => Err(AppError::unauthorized(
-                "Bearer tokens are accepted on /v2/ only",
-            )),
+            Credentials::Bearer(token) => self.verifier().await?.verify(&token).map(Identity::Bearer),
         }
     }
 
@@ -211,12 +283,7 @@ impl Gate {
 impl Gate {
     /// An image is readable by its uploader, admins, and readers of any repository it belongs
     /// to. Everyone else gets 404: the image does not exist for them.
-    pub async fn check_image_read(
-        &self,
-        who: &Identity,
-        images: &Images,
-        id: &ImageId,
-    ) -> AppResult<()> {
+    pub async fn check_image_read(&self, who: &Identity, images: &Images, id: &ImageId) -> AppResult<()> {
         if who.is_admin() {
             return Ok(());
         }
@@ -237,18 +304,19 @@ impl Gate {
     pub fn check_image_write<'a>(&self, who: &'a Identity) -> AppResult<&'a str> {
         match who {
             Identity::Anonymous => Err(AppError::unauthorized("Requires authorization")),
-            Identity::Token(g) if g.access != Access::Write => Err(AppError::unauthorized(
-                format!("Token grants {} access, not write", g.access.as_str()),
-            )),
+            Identity::Token(g) if g.access != Access::Write => Err(AppError::unauthorized(format!(
+                "Token grants {} access, not write",
+                g.access.as_str()
+            ))),
             Identity::Token(g) => Ok(&g.user),
             Identity::User(p) => Ok(&p.name),
+            Identity::Bearer(_) => Err(AppError::unauthorized("bearer tokens are for the v2 API")),
         }
     }
 }
 
 /// A valid PHC string for a password nobody has, used to equalise timing for unknown users.
-const DUMMY_PHC: &str =
-    "$pbkdf2-sha256$i=600000,l=32$c2tpZmZkdW1teXNhbHQ$Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmE";
+const DUMMY_PHC: &str = "$pbkdf2-sha256$i=600000,l=32$c2tpZmZkdW1teXNhbHQ$Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmE";
 
 #[cfg(test)]
 mod tests {
@@ -269,9 +337,6 @@ mod tests {
             Credentials::parse("Token Token signature=abc,repository=\"a/b\",access=read"),
             Credentials::Token(vec!["abc".into()])
         );
-        assert_eq!(
-            Credentials::parse("Bearer x.y.z"),
-            Credentials::Bearer("x.y.z".into())
-        );
+        assert_eq!(Credentials::parse("Bearer x.y.z"), Credentials::Bearer("x.y.z".into()));
     }
 }

@@ -11,12 +11,7 @@ use crate::error::{AppError, AppResult};
 use crate::index::{Access, Repo};
 use crate::registry::names::RepoName;
 
-pub fn decide(
-    who: &Identity,
-    repo: &RepoName,
-    meta: Option<&Repo>,
-    access: Access,
-) -> AppResult<()> {
+pub fn decide(who: &Identity, repo: &RepoName, meta: Option<&Repo>, access: Access) -> AppResult<()> {
     let private = meta.is_some_and(|m| m.private);
     let hidden = || AppError::not_found("Repository not found");
     match who {
@@ -27,14 +22,29 @@ pub fn decide(
                 // Anyone may read a public repository; a token for another one changes nothing.
                 Ok(())
             } else if grant.repo != repo.as_str() {
-                Err(AppError::unauthorized(
-                    "Token is not valid for this repository",
-                ))
+                Err(AppError::unauthorized("Token is not valid for this repository"))
             } else {
                 Err(AppError::unauthorized(format!(
                     "Token grants {} access, not {}",
                     grant.access.as_str(),
                     access.as_str()
+                )))
+            }
+        }
+        Identity::Bearer(claims) => {
+            let action = match access {
+                Access::Read => "pull",
+                Access::Write => "push",
+                Access::Delete => "delete",
+            };
+            let public_read = access == Access::Read && meta.is_some_and(|m| !m.private);
+            if claims.allows(repo.as_str(), action) || public_read {
+                Ok(())
+            } else if access == Access::Read {
+                Err(hidden())
+            } else {
+                Err(AppError::unauthorized(format!(
+                    "token does not allow {action} on {repo}"
                 )))
             }
         }
@@ -47,8 +57,7 @@ pub fn decide(
             if p.admin {
                 return Ok(());
             }
-            let owns = !repo.is_library()
-                && (repo.namespace() == p.name || meta.is_some_and(|m| m.owner == p.name));
+            let owns = !repo.is_library() && (repo.namespace() == p.name || meta.is_some_and(|m| m.owner == p.name));
             let collaborates = meta.is_some_and(|m| m.collaborators.iter().any(|c| c == &p.name));
             match access {
                 Access::Read if !private || owns || collaborates => Ok(()),
@@ -56,9 +65,7 @@ pub fn decide(
                 Access::Write if owns || collaborates => Ok(()),
                 Access::Delete if owns => Ok(()),
                 _ if private && !collaborates => Err(hidden()),
-                _ if repo.is_library() => Err(AppError::forbidden(
-                    "Only administrators may push to library/",
-                )),
+                _ if repo.is_library() => Err(AppError::forbidden("Only administrators may push to library/")),
                 _ => Err(AppError::forbidden(format!(
                     "Access denied: {} may not {} {}",
                     p.name,
@@ -125,9 +132,7 @@ mod tests {
         assert!(decide(&user("carol"), &r, Some(&private), Access::Write).is_ok());
         assert!(decide(&user("carol"), &r, Some(&private), Access::Delete).is_err());
         assert_eq!(
-            decide(&user("alice"), &lib, None, Access::Write)
-                .unwrap_err()
-                .status(),
+            decide(&user("alice"), &lib, None, Access::Write).unwrap_err().status(),
             403
         );
         let admin = Identity::User(Principal {
@@ -143,33 +148,17 @@ mod tests {
                 expires: u64::MAX,
             })
         };
-        assert!(decide(
-            &tok("alice/app", Access::Write),
-            &r,
-            Some(&private),
-            Access::Write
-        )
-        .is_ok());
+        assert!(decide(&tok("alice/app", Access::Write), &r, Some(&private), Access::Write).is_ok());
         assert_eq!(
-            decide(
-                &tok("alice/app", Access::Read),
-                &r,
-                Some(&private),
-                Access::Write
-            )
-            .unwrap_err()
-            .status(),
+            decide(&tok("alice/app", Access::Read), &r, Some(&private), Access::Write)
+                .unwrap_err()
+                .status(),
             401
         );
         assert_eq!(
-            decide(
-                &tok("alice/other", Access::Write),
-                &r,
-                Some(&private),
-                Access::Read
-            )
-            .unwrap_err()
-            .status(),
+            decide(&tok("alice/other", Access::Write), &r, Some(&private), Access::Read)
+                .unwrap_err()
+                .status(),
             401
         );
     }

@@ -1,6 +1,7 @@
 //! HTTP: mounts the protocols on one actix `App`. Each module exposes `configure`.
 
 pub mod v1;
+pub mod v2;
 
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -10,12 +11,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         .app_data(web::JsonConfig::default().limit(4 << 20))
         .app_data(web::PayloadConfig::default().limit(8 << 20));
     v1::configure(cfg, &state);
+    v2::configure(cfg, &state);
     cfg.default_service(web::to(not_found));
 }
 
 async fn not_found(req: HttpRequest) -> HttpResponse {
-    HttpResponse::NotFound()
-        .json(serde_json::json!({ "error": format!("Not found: {} {}", req.method(), req.path()) }))
+    HttpResponse::NotFound().json(serde_json::json!({ "error": format!("Not found: {} {}", req.method(), req.path()) }))
 }
 
 /// The host the client used to reach us (for `X-Docker-Endpoints` and v2 token realms).

@@ -41,18 +41,11 @@ impl Index {
             .cache_capacity(16 << 20)
             .open()
             .map_err(|e| match &e {
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
-                    OpenError::Locked(shown.clone())
-                }
-                sled::Error::Io(io) if io.to_string().contains("lock") => {
-                    OpenError::Locked(shown.clone())
-                }
+                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => OpenError::Locked(shown.clone()),
+                sled::Error::Io(io) if io.to_string().contains("lock") => OpenError::Locked(shown.clone()),
                 _ => OpenError::Other(shown.clone(), e),
             })?;
-        let open = |name: &str| {
-            db.open_tree(name)
-                .map_err(|e| OpenError::Other(shown.clone(), e))
-        };
+        let open = |name: &str| db.open_tree(name).map_err(|e| OpenError::Other(shown.clone(), e));
         let index = Index {
             users: open("users")?,
             emails: open("emails")?,

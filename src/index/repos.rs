@@ -69,12 +69,7 @@ impl Index {
     }
 
     /// Creates the record if absent, then applies `f`, atomically (compare-and-swap loop).
-    pub fn upsert_repo(
-        &self,
-        name: &RepoName,
-        owner: &str,
-        f: impl Fn(&mut Repo),
-    ) -> AppResult<Repo> {
+    pub fn upsert_repo(&self, name: &RepoName, owner: &str, f: impl Fn(&mut Repo)) -> AppResult<Repo> {
         let key = name.as_str().as_bytes();
         loop {
             let old = self.repos.get(key)?;
@@ -92,11 +87,7 @@ impl Index {
     }
 
     /// Applies `f` to an existing record; NotFound if there is none.
-    pub fn update_repo(
-        &self,
-        name: &RepoName,
-        f: impl Fn(&mut Repo) -> AppResult<()>,
-    ) -> AppResult<Repo> {
+    pub fn update_repo(&self, name: &RepoName, f: impl Fn(&mut Repo) -> AppResult<()>) -> AppResult<Repo> {
         let key = name.as_str().as_bytes();
         loop {
             let old = self
@@ -107,11 +98,7 @@ impl Index {
             f(&mut repo)?;
             repo.updated = now_secs();
             let new = encode(&repo)?;
-            if self
-                .repos
-                .compare_and_swap(key, Some(old), Some(new))?
-                .is_ok()
-            {
+            if self.repos.compare_and_swap(key, Some(old), Some(new))?.is_ok() {
                 return Ok(repo);
             }
         }

@@ -50,10 +50,7 @@ pub struct TokenGrant {
 
 /// The token text as the index hands it out (the value of `X-Docker-Token`).
 pub fn format_token(signature: &str, repo: &RepoName, access: Access) -> String {
-    format!(
-        "signature={signature},repository=\"{repo}\",access={}",
-        access.as_str()
-    )
+    format!("signature={signature},repository=\"{repo}\",access={}", access.as_str())
 }
 
 /// Every `signature=` value in an `Authorization: Token ...` header. Tolerates the doubled
@@ -80,13 +77,7 @@ fn key(signature: &str) -> [u8; 32] {
 }
 
 impl Index {
-    pub fn issue_token(
-        &self,
-        repo: &RepoName,
-        access: Access,
-        user: &str,
-        ttl_secs: u64,
-    ) -> AppResult<String> {
+    pub fn issue_token(&self, repo: &RepoName, access: Access, user: &str, ttl_secs: u64) -> AppResult<String> {
         let mut raw = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut raw);
         let signature = hex::encode(raw);
@@ -120,9 +111,7 @@ impl Index {
         let mut n = 0;
         for item in self.tokens.iter() {
             let (k, v) = item?;
-            let expired = decode::<TokenGrant>(&v)
-                .map(|g| g.expires <= now)
-                .unwrap_or(true);
+            let expired = decode::<TokenGrant>(&v).map(|g| g.expires <= now).unwrap_or(true);
             if expired {
                 self.tokens.remove(k)?;
                 n += 1;

@@ -36,9 +36,7 @@ pub fn validate_new(username: &str, password: &str, email: &str) -> AppResult<()
 
 pub fn validate_password(password: &str) -> AppResult<()> {
     if password.chars().count() < 5 {
-        return Err(AppError::bad_request(
-            "Invalid password: at least 5 characters",
-        ));
+        return Err(AppError::bad_request("Invalid password: at least 5 characters"));
     }
     Ok(())
 }
@@ -85,9 +83,7 @@ impl Index {
         };
         let value = encode(&user)?;
         let result = (&self.users, &self.emails).transaction(|(users, emails)| {
-            if users.get(user.username.as_bytes())?.is_some()
-                || emails.get(user.email.as_bytes())?.is_some()
-            {
+            if users.get(user.username.as_bytes())?.is_some() || emails.get(user.email.as_bytes())?.is_some() {
                 return Err(ConflictableTransactionError::Abort(()));
             }
             users.insert(user.username.as_bytes(), value.as_slice())?;
@@ -118,11 +114,7 @@ impl Index {
     }
 
     /// Read-modify-write of one user with compare-and-swap, so concurrent updates never lose one.
-    fn update_user(
-        &self,
-        username: &str,
-        f: impl Fn(&mut User) -> AppResult<()>,
-    ) -> AppResult<User> {
+    fn update_user(&self, username: &str, f: impl Fn(&mut User) -> AppResult<()>) -> AppResult<User> {
         loop {
             let old = self
                 .users
@@ -175,14 +167,10 @@ impl Index {
         }
         let result = (&self.users, &self.emails).transaction(|(users, emails)| {
             if emails.get(email.as_bytes())?.is_some() {
-                return Err(ConflictableTransactionError::Abort(AppError::bad_request(
-                    USER_EXISTS,
-                )));
+                return Err(ConflictableTransactionError::Abort(AppError::bad_request(USER_EXISTS)));
             }
             let Some(raw) = users.get(username.as_bytes())? else {
-                return Err(ConflictableTransactionError::Abort(AppError::not_found(
-                    "No such user",
-                )));
+                return Err(ConflictableTransactionError::Abort(AppError::not_found("No such user")));
             };
             let mut u: User = decode(&raw).map_err(ConflictableTransactionError::Abort)?;
             emails.remove(u.email.as_bytes())?;

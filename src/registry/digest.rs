@@ -71,11 +71,7 @@ impl FromStr for Digest {
                 ))
             }
         };
-        if hex.len() != algo.hex_len()
-            || !hex
-                .bytes()
-                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
-        {
+        if hex.len() != algo.hex_len() || !hex.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
             return Err(invalid());
         }
         Ok(Digest {
@@ -152,14 +148,10 @@ mod tests {
     fn parse_and_display() {
         let d: Digest = format!("sha256:{}", "a".repeat(64)).parse().unwrap();
         assert_eq!(d.to_string(), format!("sha256:{}", "a".repeat(64)));
-        assert!(format!("sha512:{}", "0".repeat(128))
-            .parse::<Digest>()
-            .is_ok());
+        assert!(format!("sha512:{}", "0".repeat(128)).parse::<Digest>().is_ok());
         assert!("sha256:abc".parse::<Digest>().is_err());
         assert!(format!("md5:{}", "a".repeat(32)).parse::<Digest>().is_err());
-        assert!(format!("sha256:{}", "A".repeat(64))
-            .parse::<Digest>()
-            .is_err());
+        assert!(format!("sha256:{}", "A".repeat(64)).parse::<Digest>().is_err());
     }
 
     #[test]

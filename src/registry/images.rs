@@ -81,10 +81,7 @@ impl Images {
     /// Repositories this image belongs to.
     pub async fn repos(&self, id: &ImageId) -> AppResult<Vec<RepoName>> {
         let names = self.storage.list(&key(id, "_repos")).await?;
-        Ok(names
-            .iter()
-            .filter_map(|n| RepoName::from_flat(n))
-            .collect())
+        Ok(names.iter().filter_map(|n| RepoName::from_flat(n)).collect())
     }
 
     pub async fn add_repo(&self, id: &ImageId, repo: &RepoName) -> AppResult<()> {
@@ -103,13 +100,7 @@ impl Images {
     }
 
     /// Step 1 of a push. `parent` has been checked by the caller (exists, readable).
-    pub async fn put_json(
-        &self,
-        id: &ImageId,
-        body: Bytes,
-        parent: Option<&ImageId>,
-        uploader: &str,
-    ) -> AppResult<()> {
+    pub async fn put_json(&self, id: &ImageId, body: Bytes, parent: Option<&ImageId>, uploader: &str) -> AppResult<()> {
         match self.state(id).await? {
             ImageState::Complete => return Err(AppError::conflict("Image already exists")),
             ImageState::InProgress { uploader: u } if u != uploader => {
@@ -125,9 +116,7 @@ impl Images {
                     .storage
                     .get(&key(p, "ancestry"))
                     .await?
-                    .ok_or_else(|| {
-                        AppError::bad_request("Image depends on a non existing parent")
-                    })?;
+                    .ok_or_else(|| AppError::bad_request("Image depends on a non existing parent"))?;
                 let mut chain: Vec<String> = serde_json::from_slice(&raw)?;
                 chain.insert(0, id.to_string());
                 chain
@@ -154,12 +143,7 @@ impl Images {
 
     /// Step 2: streams the layer into the blob store while computing both its content digest
     /// and the payload checksum `sha256(json + "\n" + layer)`.
-    pub async fn put_layer<S, E>(
-        &self,
-        id: &ImageId,
-        uploader: &str,
-        mut body: S,
-    ) -> AppResult<LayerLink>
+    pub async fn put_layer<S, E>(&self, id: &ImageId, uploader: &str, mut body: S) -> AppResult<LayerLink>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
@@ -168,9 +152,7 @@ impl Images {
             ImageState::Missing => return Err(AppError::not_found("Image not found")),
             ImageState::Complete => return Err(AppError::conflict("Image already exists")),
             ImageState::InProgress { uploader: u } if u != uploader => {
-                return Err(AppError::conflict(
-                    "Image is being uploaded by another user",
-                ))
+                return Err(AppError::conflict("Image is being uploaded by another user"))
             }
             ImageState::InProgress { .. } => {}
         }
@@ -186,8 +168,7 @@ impl Images {
             Hasher::with_prefix(Algorithm::Sha256, &prefix),
         ]);
         while let Some(chunk) = body.next().await {
-            let chunk =
-                chunk.map_err(|e| AppError::bad_request(format!("Upload interrupted: {e}")))?;
+            let chunk = chunk.map_err(|e| AppError::bad_request(format!("Upload interrupted: {e}")))?;
             if sink.send(chunk).await.is_err() {
                 break; // the writer failed; finish() reports the error
             }
@@ -205,19 +186,12 @@ impl Images {
         self.storage
             .put(&key(id, "_checksum"), payload.to_string().into_bytes())
             .await?;
-        self.storage
-            .put(&key(id, "layer"), serde_json::to_vec(&link)?)
-            .await?;
+        self.storage.put(&key(id, "layer"), serde_json::to_vec(&link)?).await?;
         Ok(link)
     }
 
     /// Step 3: the client's payload checksum must equal the one computed while streaming.
-    pub async fn put_checksum(
-        &self,
-        id: &ImageId,
-        payload: Option<&str>,
-        tarsum: Option<&str>,
-    ) -> AppResult<()> {
+    pub async fn put_checksum(&self, id: &ImageId, payload: Option<&str>, tarsum: Option<&str>) -> AppResult<()> {
         let Some(payload) = payload else {
             return Err(AppError::new(
                 crate::error::Kind::PreconditionFailed,
@@ -230,9 +204,7 @@ impl Images {
         }
         match self.state(id).await? {
             ImageState::Missing => return Err(AppError::not_found("Image not found")),
-            ImageState::Complete => {
-                return Err(AppError::conflict("Cannot set this image checksum"))
-            }
+            ImageState::Complete => return Err(AppError::conflict("Cannot set this image checksum")),
             ImageState::InProgress { .. } => {}
         }
         let computed = self.storage.get(&key(id, "_checksum")).await?;
@@ -246,9 +218,7 @@ impl Images {
             return Err(AppError::bad_request("Checksum mismatch"));
         }
         if let Some(t) = tarsum {
-            self.storage
-                .put(&key(id, "_tarsum"), t.as_bytes().to_vec())
-                .await?;
+            self.storage.put(&key(id, "_tarsum"), t.as_bytes().to_vec()).await?;
         }
         self.storage.delete(&key(id, "_inprogress")).await?;
         Ok(())
@@ -259,9 +229,7 @@ impl Images {
         match self.state(id).await? {
             ImageState::Complete => Ok(()),
             ImageState::Missing => Err(AppError::not_found("Image not found")),
-            ImageState::InProgress { .. } => Err(AppError::bad_request(
-                "Image is being uploaded, retry later",
-            )),
+            ImageState::InProgress { .. } => Err(AppError::bad_request("Image is being uploaded, retry later")),
         }
     }
 
@@ -278,11 +246,7 @@ impl Images {
             .get(&key(id, "_checksum"))
             .await?
             .map(|b| String::from_utf8_lossy(&b).into_owned());
-        Ok(ImageJson {
-            json,
-            size,
-            checksum,
-        })
+        Ok(ImageJson { json, size, checksum })
     }
 
     pub async fn layer(&self, id: &ImageId) -> AppResult<Option<LayerLink>> {
@@ -313,11 +277,8 @@ impl Images {
 /// The two keys of a v1 image json the server interprets: `id` must match the URL, `parent`
 /// names the image it builds on.
 pub fn parse_image_json(id: &ImageId, body: &[u8]) -> AppResult<Option<ImageId>> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|_| AppError::bad_request("Invalid JSON"))?;
-    let obj = value
-        .as_object()
-        .ok_or_else(|| AppError::bad_request("Invalid JSON"))?;
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| AppError::bad_request("Invalid JSON"))?;
+    let obj = value.as_object().ok_or_else(|| AppError::bad_request("Invalid JSON"))?;
     let json_id = obj
         .get("id")
         .ok_or_else(|| AppError::bad_request("Missing key `id' in JSON"))?;

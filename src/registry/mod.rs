@@ -2,5 +2,8 @@
 
 pub mod digest;
 pub mod images;
+pub mod manifest;
 pub mod names;
+pub mod repository;
 pub mod tags;
+pub mod uploads;

@@ -55,12 +55,7 @@ impl RepoName {
     /// Parses a name as it appears in a URL: a bare `name` means `library/name`.
     pub fn parse(raw: &str) -> AppResult<RepoName> {
         let raw = raw.trim_end_matches('/');
-        let invalid = || {
-            AppError::new(
-                Kind::NameInvalid,
-                format!("Invalid repository name: {raw:?}"),
-            )
-        };
+        let invalid = || AppError::new(Kind::NameInvalid, format!("Invalid repository name: {raw:?}"));
         if raw.is_empty() || raw.len() > MAX_NAME_LEN {
             return Err(invalid());
         }
@@ -115,9 +110,7 @@ pub struct ImageId(String);
 impl ImageId {
     pub fn parse(raw: &str) -> AppResult<ImageId> {
         let ok = (raw.len() == 64 || raw.len() == 16)
-            && raw
-                .bytes()
-                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
+            && raw.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
         if ok {
             Ok(ImageId(raw.to_string()))
         } else {
@@ -185,15 +178,9 @@ mod tests {
 
     #[test]
     fn repo_names() {
-        assert_eq!(
-            RepoName::parse("busybox").unwrap().as_str(),
-            "library/busybox"
-        );
+        assert_eq!(RepoName::parse("busybox").unwrap().as_str(), "library/busybox");
         assert_eq!(RepoName::parse("alice/app/").unwrap().as_str(), "alice/app");
-        assert_eq!(
-            RepoName::parse("a/b/c-d.e__f").unwrap().as_str(),
-            "a/b/c-d.e__f"
-        );
+        assert_eq!(RepoName::parse("a/b/c-d.e__f").unwrap().as_str(), "a/b/c-d.e__f");
         for bad in [
             "",
             "Alice/app",

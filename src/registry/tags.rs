@@ -28,20 +28,13 @@ impl Tags {
 
     /// A repository exists in the registry once something was stored under it.
     pub async fn exists(&self, repo: &RepoName) -> AppResult<bool> {
-        Ok(self
-            .storage()
-            .exists(&format!("repositories/{repo}"))
-            .await?)
+        Ok(self.storage().exists(&format!("repositories/{repo}")).await?)
     }
 
     pub async fn list(&self, repo: &RepoName) -> AppResult<BTreeMap<String, String>> {
         let mut out = BTreeMap::new();
         for tag in self.storage().list(&key(repo, "_tags")).await? {
-            if let Some(id) = self
-                .storage()
-                .get(&key(repo, &format!("_tags/{tag}")))
-                .await?
-            {
+            if let Some(id) = self.storage().get(&key(repo, &format!("_tags/{tag}"))).await? {
                 out.insert(tag, String::from_utf8_lossy(&id).into_owned());
             }
         }
@@ -49,11 +42,7 @@ impl Tags {
     }
 
     pub async fn get(&self, repo: &RepoName, tag: &TagName) -> AppResult<Option<ImageId>> {
-        match self
-            .storage()
-            .get(&key(repo, &format!("_tags/{tag}")))
-            .await?
-        {
+        match self.storage().get(&key(repo, &format!("_tags/{tag}"))).await? {
             Some(id) => Ok(ImageId::parse(&String::from_utf8_lossy(&id)).ok()),
             None => Ok(None),
         }
@@ -61,13 +50,7 @@ impl Tags {
 
     /// Points `tag` at a complete image and makes the image and its ancestors members of the
     /// repository (that is what lets the repository's readers read them).
-    pub async fn put(
-        &self,
-        repo: &RepoName,
-        tag: &TagName,
-        id: &ImageId,
-        user_agent: &str,
-    ) -> AppResult<()> {
+    pub async fn put(&self, repo: &RepoName, tag: &TagName, id: &ImageId, user_agent: &str) -> AppResult<()> {
         let ancestry = self.images.ancestry(id).await?;
         for member in &ancestry {
             self.add_member(repo, member).await?;
@@ -79,10 +62,7 @@ impl Tags {
             )
             .await?;
         self.storage()
-            .put(
-                &key(repo, &format!("_tags/{tag}")),
-                id.as_str().as_bytes().to_vec(),
-            )
+            .put(&key(repo, &format!("_tags/{tag}")), id.as_str().as_bytes().to_vec())
             .await?;
         Ok(())
     }
@@ -98,20 +78,12 @@ impl Tags {
 
     pub async fn members(&self, repo: &RepoName) -> AppResult<Vec<ImageId>> {
         let names = self.storage().list(&key(repo, "_images")).await?;
-        Ok(names
-            .iter()
-            .filter_map(|n| ImageId::parse(n).ok())
-            .collect())
+        Ok(names.iter().filter_map(|n| ImageId::parse(n).ok()).collect())
     }
 
     pub async fn delete(&self, repo: &RepoName, tag: &TagName) -> AppResult<()> {
-        let removed = self
-            .storage()
-            .delete(&key(repo, &format!("_tags/{tag}")))
-            .await?;
-        self.storage()
-            .delete(&key(repo, &format!("_tagjson/{tag}")))
-            .await?;
+        let removed = self.storage().delete(&key(repo, &format!("_tags/{tag}"))).await?;
+        self.storage().delete(&key(repo, &format!("_tagjson/{tag}"))).await?;
         if removed {
             Ok(())
         } else {
@@ -120,11 +92,7 @@ impl Tags {
     }
 
     pub async fn tag_json(&self, repo: &RepoName, tag: &TagName) -> AppResult<serde_json::Value> {
-        match self
-            .storage()
-            .get(&key(repo, &format!("_tagjson/{tag}")))
-            .await?
-        {
+        match self.storage().get(&key(repo, &format!("_tagjson/{tag}"))).await? {
             Some(raw) => Ok(serde_json::from_slice(&raw)?),
             None => Ok(tag_json("")),
         }
@@ -135,10 +103,7 @@ impl Tags {
         for id in self.members(repo).await? {
             self.images.remove_repo(&id, repo).await?;
         }
-        Ok(self
-            .storage()
-            .delete_all(&format!("repositories/{repo}"))
-            .await?)
+        Ok(self.storage().delete_all(&format!("repositories/{repo}")).await?)
     }
 }
 

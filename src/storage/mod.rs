@@ -47,12 +47,7 @@ impl Storage {
     /// Maps a key to a path. Keys are built from validated names; refusing `..` and absolute
     /// parts here is a second line of defence against traversal.
     fn path(&self, key: &str) -> io::Result<PathBuf> {
-        if key.is_empty()
-            || key.starts_with('/')
-            || key
-                .split('/')
-                .any(|p| p.is_empty() || p == "." || p == "..")
-        {
+        if key.is_empty() || key.starts_with('/') || key.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("bad storage key {key:?}"),
@@ -62,9 +57,7 @@ impl Storage {
     }
 
     pub fn temp_path(&self) -> PathBuf {
-        self.root
-            .join("_tmp")
-            .join(hex::encode(rand::random::<[u8; 16]>()))
+        self.root.join("_tmp").join(hex::encode(rand::random::<[u8; 16]>()))
     }
 
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
@@ -221,10 +214,6 @@ fn commit_file(tmp: &Path, dest: &Path) -> io::Result<()> {
     fs::File::open(parent)?.sync_all()
 }
 
-pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> io::Result<T> + Send + 'static,
-) -> io::Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(io::Error::other)?
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(io::Error::other)?
 }

@@ -84,11 +84,7 @@ impl BlobSink {
     pub async fn abort(mut self) -> io::Result<u64> {
         self.tx.take();
         let written = match self.task.take() {
-            Some(t) => t
-                .await
-                .map_err(io::Error::other)?
-                .map(|(_, n)| n)
-                .unwrap_or(0),
+            Some(t) => t.await.map_err(io::Error::other)?.map(|(_, n)| n).unwrap_or(0),
             None => 0,
         };
         Ok(written)
@@ -105,12 +101,7 @@ impl Drop for BlobSink {
     }
 }
 
-fn write_loop(
-    path: &Path,
-    append: bool,
-    mut hashers: Vec<Hasher>,
-    mut rx: mpsc::Receiver<Bytes>,
-) -> WriterResult {
+fn write_loop(path: &Path, append: bool, mut hashers: Vec<Hasher>, mut rx: mpsc::Receiver<Bytes>) -> WriterResult {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)?;
     }

@@ -6,11 +6,7 @@ use crate::common::*;
 #[tokio::test]
 async fn private_repositories_and_collaborators() {
     let s = Server::start("");
-    for (u, p) in [
-        ("alice", "secret1"),
-        ("bobby", "secret2"),
-        ("carol", "secret3"),
-    ] {
+    for (u, p) in [("alice", "secret1"), ("bobby", "secret2"), ("carol", "secret3")] {
         s.register(u, p).await;
     }
     let (alice, bobby, carol) = (
@@ -22,15 +18,7 @@ async fn private_repositories_and_collaborators() {
     let url = &s.url;
     let images = chain(2);
     push_13(url, "alice", "secret1", "alice/secret", &images, "latest").await;
-    push_13(
-        url,
-        "alice",
-        "secret1",
-        "alice/opensource",
-        &chain(1),
-        "latest",
-    )
-    .await;
+    push_13(url, "alice", "secret1", "alice/opensource", &chain(1), "latest").await;
     let props = format!("{url}/v1/repositories/alice/secret/properties");
     expect(
         c.put(&props)
@@ -66,14 +54,7 @@ async fn private_repositories_and_collaborators() {
     )
     .await;
     assert_eq!(
-        body_json(
-            c.get(&props)
-                .header("Authorization", &alice)
-                .send()
-                .await
-                .unwrap()
-        )
-        .await["access"],
+        body_json(c.get(&props).header("Authorization", &alice).send().await.unwrap()).await["access"],
         "private"
     );
 
@@ -87,45 +68,32 @@ async fn private_repositories_and_collaborators() {
             r.send()
         };
         expect(
-            get("/v1/repositories/alice/secret/images".into())
-                .await
-                .unwrap(),
+            get("/v1/repositories/alice/secret/images".into()).await.unwrap(),
             404,
             "images",
         )
         .await;
         expect(
-            get("/v1/repositories/alice/secret/tags".into())
-                .await
-                .unwrap(),
+            get("/v1/repositories/alice/secret/tags".into()).await.unwrap(),
             404,
             "tags",
         )
         .await;
         expect(
-            get("/v1/repositories/alice/secret/tags/latest".into())
-                .await
-                .unwrap(),
+            get("/v1/repositories/alice/secret/tags/latest".into()).await.unwrap(),
             404,
             "tag",
         )
         .await;
         expect(
-            get("/v1/repositories/alice/secret/properties".into())
-                .await
-                .unwrap(),
+            get("/v1/repositories/alice/secret/properties".into()).await.unwrap(),
             404,
             "properties",
         )
         .await;
         for img in &images {
             for leaf in ["json", "layer", "ancestry"] {
-                expect(
-                    get(format!("/v1/images/{}/{leaf}", img.id)).await.unwrap(),
-                    404,
-                    leaf,
-                )
-                .await;
+                expect(get(format!("/v1/images/{}/{leaf}", img.id)).await.unwrap(), 404, leaf).await;
             }
         }
         let found = body_json(get("/v1/search?q=secret".into()).await.unwrap()).await;
@@ -137,14 +105,9 @@ async fn private_repositories_and_collaborators() {
             .collect();
         assert!(!names.contains(&"alice/secret"), "search leaks: {names:?}");
         assert_eq!(
-            pull_13(
-                url,
-                who.map(|_| ("bobby", "secret2")),
-                "alice/secret",
-                "latest"
-            )
-            .await
-            .err(),
+            pull_13(url, who.map(|_| ("bobby", "secret2")), "alice/secret", "latest")
+                .await
+                .err(),
             Some(404)
         );
     }
@@ -188,11 +151,9 @@ async fn private_repositories_and_collaborators() {
     .await;
     assert_eq!(found["results"][0]["name"], "alice/secret");
     assert_eq!(found["results"][0]["description"], "top secret");
-    assert!(
-        pull_13(url, Some(("alice", "secret1")), "alice/secret", "latest")
-            .await
-            .is_ok()
-    );
+    assert!(pull_13(url, Some(("alice", "secret1")), "alice/secret", "latest")
+        .await
+        .is_ok());
 
     // A collaborator reads and writes, but cannot delete or change visibility.
     let collab = format!("{url}/v1/repositories/alice/secret/collaborators");
@@ -227,14 +188,7 @@ async fn private_repositories_and_collaborators() {
     )
     .await;
     assert_eq!(
-        body_json(
-            c.get(&collab)
-                .header("Authorization", &alice)
-                .send()
-                .await
-                .unwrap()
-        )
-        .await,
+        body_json(c.get(&collab).header("Authorization", &alice).send().await.unwrap()).await,
         serde_json::json!(["bobby"])
     );
     let pulled = pull_13(url, Some(("bobby", "secret2")), "alice/secret", "latest")
@@ -362,10 +316,7 @@ async fn namespaces_and_search_pagination() {
             .unwrap();
         assert_eq!(r.status(), 200);
     }
-    let page = |n: u32, p: u32| {
-        c.get(format!("{url}/v1/search?q=tool&n={n}&page={p}"))
-            .send()
-    };
+    let page = |n: u32, p: u32| c.get(format!("{url}/v1/search?q=tool&n={n}&page={p}")).send();
     let first = body_json(page(3, 1).await.unwrap()).await;
     assert_eq!(first["num_results"], 7);
     assert_eq!(first["num_pages"], 3);
@@ -374,12 +325,6 @@ async fn namespaces_and_search_pagination() {
     let last = body_json(page(3, 3).await.unwrap()).await;
     assert_eq!(last["results"].as_array().unwrap().len(), 1);
     assert_eq!(last["results"][0]["name"], "alice/tool6");
-    let none = body_json(
-        c.get(format!("{url}/v1/search?q=zzz"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let none = body_json(c.get(format!("{url}/v1/search?q=zzz")).send().await.unwrap()).await;
     assert_eq!(none["num_results"], 0);
 }

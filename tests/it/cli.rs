@@ -8,14 +8,7 @@ async fn user_commands_and_the_lock_message() {
     let dir = tmp.path();
     let (ok, out, err) = cli(
         dir,
-        &[
-            "user",
-            "add",
-            "opsuser",
-            "--email",
-            "ops@example.com",
-            "--admin",
-        ],
+        &["user", "add", "opsuser", "--email", "ops@example.com", "--admin"],
         "opspass1\n",
     );
     assert!(ok, "{err}");
@@ -26,34 +19,17 @@ async fn user_commands_and_the_lock_message() {
         "opspass1\n",
     );
     assert!(!ok && err.contains("already exists"), "{err}");
-    let (ok, _, err) = cli(
-        dir,
-        &["user", "add", "nopass", "--email", "n@example.com"],
-        "",
-    );
+    let (ok, _, err) = cli(dir, &["user", "add", "nopass", "--email", "n@example.com"], "");
     assert!(!ok && err.contains("standard input"), "{err}");
     let (ok, _, _) = cli(
         dir,
-        &[
-            "user",
-            "add",
-            "dev_user",
-            "--email",
-            "dev@example.com",
-            "--inactive",
-        ],
+        &["user", "add", "dev_user", "--email", "dev@example.com", "--inactive"],
         "devpass1\n",
     );
     assert!(ok);
     let (_, out, _) = cli(dir, &["user", "list"], "");
-    assert!(
-        out.contains("opsuser\tops@example.com\tactive\tadmin"),
-        "{out}"
-    );
-    assert!(
-        out.contains("dev_user\tdev@example.com\tinactive\tuser"),
-        "{out}"
-    );
+    assert!(out.contains("opsuser\tops@example.com\tactive\tadmin"), "{out}");
+    assert!(out.contains("dev_user\tdev@example.com\tinactive\tuser"), "{out}");
     assert!(cli(dir, &["user", "activate", "dev_user"], "").0);
     assert!(cli(dir, &["user", "passwd", "dev_user"], "newpass1\n").0);
     assert!(cli(dir, &["user", "admin", "dev_user"], "").0);

@@ -20,10 +20,7 @@ async fn open_repo(s: &Server, repo: &str) -> (reqwest::Client, String) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    (
-        c,
-        token_auth(r.headers()["x-docker-token"].to_str().unwrap()),
-    )
+    (c, token_auth(r.headers()["x-docker-token"].to_str().unwrap()))
 }
 
 fn pattern() -> Bytes {
@@ -62,8 +59,7 @@ async fn one_gib_layer_streams_with_flat_memory() {
     let payload = format!("sha256:{}", hex::encode(payload.finalize()));
 
     let (baseline, _) = s.rss_kib();
-    let body =
-        futures::stream::iter((0..1024).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+    let body = futures::stream::iter((0..1024).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
     let r = c
         .put(format!("{}/v1/images/{id}/layer", s.url))
         .header("Authorization", &tauth)
@@ -94,11 +90,7 @@ async fn one_gib_layer_streams_with_flat_memory() {
         .unwrap();
     expect(r, 200, "tag").await;
 
-    let r = c
-        .get(format!("{}/v1/images/{id}/layer", s.url))
-        .send()
-        .await
-        .unwrap();
+    let r = c.get(format!("{}/v1/images/{id}/layer", s.url)).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.headers()["content-length"].to_str().unwrap(),
@@ -162,11 +154,7 @@ async fn kill_during_upload_never_exposes_a_half_written_layer() {
     let tmpdir = tmp.path().join("data/registry/_tmp");
     let written = || {
         std::fs::read_dir(&tmpdir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok()?.metadata().ok())
-                    .map(|m| m.len())
-                    .sum::<u64>()
-            })
+            .map(|rd| rd.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum::<u64>())
             .unwrap_or(0)
     };
     assert!(
@@ -174,22 +162,12 @@ async fn kill_during_upload_never_exposes_a_half_written_layer() {
         "upload reached the disk"
     );
     s.kill9();
-    assert!(
-        upload.await.unwrap().is_err(),
-        "the client saw the connection die"
-    );
+    assert!(upload.await.unwrap().is_err(), "the client saw the connection die");
 
     let s = Server::start_in(tmp.path(), "");
-    assert_eq!(
-        written(),
-        0,
-        "interrupted temp files are removed at start-up"
-    );
+    assert_eq!(written(), 0, "interrupted temp files are removed at start-up");
     let blobs: Vec<_> = walk(&tmp.path().join("data/registry/blobs"));
-    assert!(
-        blobs.is_empty(),
-        "no partial blob became visible: {blobs:?}"
-    );
+    assert!(blobs.is_empty(), "no partial blob became visible: {blobs:?}");
     // The acknowledged token survives; the image is not served; the push resumes from PUT json.
     for leaf in ["json", "layer"] {
         expect(
@@ -262,12 +240,6 @@ async fn restart_after_kill_loses_nothing_acknowledged() {
         .await
         .unwrap();
     assert_eq!(body_json(r).await["latest"], images[2].id.as_str());
-    let found = body_json(
-        c.get(format!("{}/v1/search?q=kept", s.url))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let found = body_json(c.get(format!("{}/v1/search?q=kept", s.url)).send().await.unwrap()).await;
     assert_eq!(found["results"][0]["name"], "alice/keep");
 }

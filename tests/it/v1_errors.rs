@@ -45,12 +45,7 @@ async fn image_errors_change_nothing() {
             .body(body)
             .send()
     };
-    expect(
-        put_json(&img.id, b"{not json".to_vec()).await.unwrap(),
-        400,
-        "bad json",
-    )
-    .await;
+    expect(put_json(&img.id, b"{not json".to_vec()).await.unwrap(), 400, "bad json").await;
     expect(
         put_json(&img.id, b"[1,2]".to_vec()).await.unwrap(),
         400,
@@ -58,9 +53,7 @@ async fn image_errors_change_nothing() {
     )
     .await;
     expect(
-        put_json(&img.id, br#"{"parent": null}"#.to_vec())
-            .await
-            .unwrap(),
+        put_json(&img.id, br#"{"parent": null}"#.to_vec()).await.unwrap(),
         400,
         "missing id",
     )
@@ -73,25 +66,12 @@ async fn image_errors_change_nothing() {
     )
     .await;
     let missing_parent = image_json(&img.id, Some(&random_id()));
-    let body = expect(
-        put_json(&img.id, missing_parent).await.unwrap(),
-        400,
-        "missing parent",
-    )
-    .await;
+    let body = expect(put_json(&img.id, missing_parent).await.unwrap(), 400, "missing parent").await;
     assert_eq!(body["error"], "Image depends on a non existing parent");
     for bad in ["ABCDEF", "1234", "..", "%2e%2e", &"g".repeat(64)] {
+        expect(put_json(bad, img.json.clone()).await.unwrap(), 404, "bad id").await;
         expect(
-            put_json(bad, img.json.clone()).await.unwrap(),
-            404,
-            "bad id",
-        )
-        .await;
-        expect(
-            c.get(format!("{url}/v1/images/{bad}/json"))
-                .send()
-                .await
-                .unwrap(),
+            c.get(format!("{url}/v1/images/{bad}/json")).send().await.unwrap(),
             404,
             "bad id read",
         )
@@ -133,12 +113,7 @@ async fn image_errors_change_nothing() {
     )
     .await;
     // Checksum before the layer: a clear 400, not a crash.
-    expect(
-        put_json(&img.id, img.json.clone()).await.unwrap(),
-        200,
-        "json",
-    )
-    .await;
+    expect(put_json(&img.id, img.json.clone()).await.unwrap(), 200, "json").await;
     expect(
         c.put(format!("{url}/v1/images/{}/checksum", img.id))
             .header("Authorization", &f.write)
@@ -175,12 +150,7 @@ async fn token_errors() {
     let r = put_json(f.read.clone()).await.unwrap();
     assert_eq!(r.headers()["www-authenticate"], "Token");
     expect(r, 401, "read token used to write").await;
-    expect(
-        put_json("Token".into()).await.unwrap(),
-        401,
-        "no token at all",
-    )
-    .await;
+    expect(put_json("Token".into()).await.unwrap(), 401, "no token at all").await;
     // The doubled form PYREG clients send works.
     expect(
         put_json(format!("Token {}", f.write)).await.unwrap(),
@@ -218,18 +188,8 @@ async fn token_errors() {
             .json(&img.id)
             .send()
     };
-    expect(
-        tag("alice/other", &f.write).await.unwrap(),
-        401,
-        "foreign token",
-    )
-    .await;
-    expect(
-        tag("alice/app", &f.read).await.unwrap(),
-        401,
-        "read token tagging",
-    )
-    .await;
+    expect(tag("alice/other", &f.write).await.unwrap(), 401, "foreign token").await;
+    expect(tag("alice/app", &f.read).await.unwrap(), 401, "read token tagging").await;
     expect(
         c.get(format!("{url}/v1/repositories/alice/other/tags"))
             .header("Authorization", &f.write)
@@ -252,12 +212,7 @@ async fn token_errors() {
     .await;
     // Expired tokens are refused.
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    expect(
-        tag("alice/app", &f.write).await.unwrap(),
-        401,
-        "expired token",
-    )
-    .await;
+    expect(tag("alice/app", &f.write).await.unwrap(), 401, "expired token").await;
     expect(
         c.get(format!("{url}/v1/repositories/alice/app/tags"))
             .send()
@@ -277,30 +232,12 @@ async fn name_and_tag_errors() {
     let long = format!("alice/{}", "a".repeat(300));
     for bad in ["alice/%2e%2e", "alice/..", "alice/%2E%2E/x", "alice/%2fetc"] {
         // Sent verbatim: reqwest would normalise dot segments away.
-        let status = raw_status(
-            &f.s.addr,
-            "PUT",
-            &format!("/v1/repositories/{bad}/"),
-            &alice,
-            "[]",
-        );
+        let status = raw_status(&f.s.addr, "PUT", &format!("/v1/repositories/{bad}/"), &alice, "[]");
         assert_eq!(status, 400, "{bad}");
-        let status = raw_status(
-            &f.s.addr,
-            "GET",
-            &format!("/v1/repositories/{bad}/tags"),
-            &alice,
-            "",
-        );
+        let status = raw_status(&f.s.addr, "GET", &format!("/v1/repositories/{bad}/tags"), &alice, "");
         assert!(status == 400 || status == 404, "{bad}: {status}");
     }
-    for bad in [
-        "Alice/app",
-        "alice/App",
-        "alice/.hidden",
-        "alice/app_",
-        long.as_str(),
-    ] {
+    for bad in ["Alice/app", "alice/App", "alice/.hidden", "alice/app_", long.as_str()] {
         let r = c
             .put(format!("{url}/v1/repositories/{bad}/"))
             .header("Authorization", &alice)
@@ -309,11 +246,7 @@ async fn name_and_tag_errors() {
             .await
             .unwrap();
         expect(r, 400, bad).await;
-        let r = c
-            .get(format!("{url}/v1/repositories/{bad}/tags"))
-            .send()
-            .await
-            .unwrap();
+        let r = c.get(format!("{url}/v1/repositories/{bad}/tags")).send().await.unwrap();
         let status = r.status().as_u16();
         assert!(status == 400 || status == 404, "{bad}: {status}");
     }
@@ -348,12 +281,7 @@ async fn name_and_tag_errors() {
     )
     .await;
     assert_eq!(tags, serde_json::json!({}), "no bad tag was stored");
-    expect(
-        tag("ok", serde_json::json!(img.id)).await.unwrap(),
-        200,
-        "good tag",
-    )
-    .await;
+    expect(tag("ok", serde_json::json!(img.id)).await.unwrap(), 200, "good tag").await;
     expect(
         c.delete(format!("{url}/v1/repositories/alice/app/tags/nope"))
             .header("Authorization", &alice)

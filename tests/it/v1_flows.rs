@@ -11,9 +11,7 @@ async fn docker_13_push_then_pull_by_other_user_and_anonymously() {
     push_13(&s.url, "alice", "secret1", "alice/app", &images, "latest").await;
 
     for login in [Some(("bobby", "secret2")), None] {
-        let pulled = pull_13(&s.url, login, "alice/app", "latest")
-            .await
-            .expect("pull");
+        let pulled = pull_13(&s.url, login, "alice/app", "latest").await.expect("pull");
         assert_eq!(pulled.len(), 3);
         for (p, img) in pulled.iter().zip(&images) {
             assert_eq!(p.id, img.id);
@@ -37,10 +35,7 @@ async fn docker_13_push_then_pull_by_other_user_and_anonymously() {
         .iter()
         .map(|e| e["id"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        ids,
-        images.iter().map(|i| i.id.as_str()).collect::<Vec<_>>()
-    );
+    assert_eq!(ids, images.iter().map(|i| i.id.as_str()).collect::<Vec<_>>());
     let top = &images[2];
     let r = c
         .get(format!("{}/v1/repositories/alice/app/tags/latest", s.url))
@@ -49,10 +44,7 @@ async fn docker_13_push_then_pull_by_other_user_and_anonymously() {
         .unwrap();
     assert_eq!(body_json(r).await, serde_json::json!(top.id));
     let r = c
-        .get(format!(
-            "{}/v1/repositories/alice/app/tags/latest/json",
-            s.url
-        ))
+        .get(format!("{}/v1/repositories/alice/app/tags/latest/json", s.url))
         .send()
         .await
         .unwrap();
@@ -107,10 +99,7 @@ async fn docker_13_push_then_pull_by_other_user_and_anonymously() {
 async fn docker_19_variant_with_v2_probe_and_concurrent_lookups() {
     let s = Server::start("[v2]\nenabled = false\n");
     s.register("carol", "secret3").await;
-    let c = reqwest::Client::builder()
-        .user_agent(UA_19)
-        .build()
-        .unwrap();
+    let c = reqwest::Client::builder().user_agent(UA_19).build().unwrap();
     // Docker 1.9 probes /v2/ first; without the registry/2.0 header it falls back to v1.
     let r = c.get(format!("{}/v2/", s.url)).send().await.unwrap();
     assert!(r.headers().get("docker-distribution-api-version").is_none());
@@ -338,11 +327,7 @@ async fn wrong_checksum_is_refused_and_the_image_never_served() {
     assert_eq!(body["error"], "Checksum mismatch");
     for leaf in ["json", "layer", "ancestry"] {
         expect(
-            c.get(url(leaf))
-                .header("Authorization", &tauth)
-                .send()
-                .await
-                .unwrap(),
+            c.get(url(leaf)).header("Authorization", &tauth).send().await.unwrap(),
             400,
             "never served",
         )
@@ -366,12 +351,7 @@ async fn wrong_checksum_is_refused_and_the_image_never_served() {
         .unwrap();
     expect(r, 400, "checksum after mismatch without re-upload").await;
     push_image(&c, &s.url, &tauth, img).await;
-    let r = c
-        .get(url("json"))
-        .header("Authorization", &tauth)
-        .send()
-        .await
-        .unwrap();
+    let r = c.get(url("json")).header("Authorization", &tauth).send().await.unwrap();
     assert_eq!(
         r.headers()["x-docker-checksum-payload"].to_str().unwrap(),
         img.payload_checksum()
@@ -394,14 +374,7 @@ async fn library_repositories_answer_to_both_spellings_and_admins_only() {
     let tmp = tempfile::tempdir().unwrap();
     let (ok, _, err) = cli(
         tmp.path(),
-        &[
-            "user",
-            "add",
-            "root_admin",
-            "--email",
-            "root@example.com",
-            "--admin",
-        ],
+        &["user", "add", "root_admin", "--email", "root@example.com", "--admin"],
         "rootpass\n",
     );
     assert!(ok, "{err}");
@@ -409,18 +382,8 @@ async fn library_repositories_answer_to_both_spellings_and_admins_only() {
     s.register("frank", "secret6").await;
     let images = chain(2);
     // Docker sends the bare name to index routes and library/ to tag routes.
-    push_13(
-        &s.url,
-        "root_admin",
-        "rootpass",
-        "busybox",
-        &images,
-        "latest",
-    )
-    .await;
-    let pulled = pull_13(&s.url, None, "busybox", "latest")
-        .await
-        .expect("pull bare");
+    push_13(&s.url, "root_admin", "rootpass", "busybox", &images, "latest").await;
+    let pulled = pull_13(&s.url, None, "busybox", "latest").await.expect("pull bare");
     assert_eq!(pulled.last().unwrap().layer, images[1].layer);
     let c = client();
     let a = body_json(
@@ -462,10 +425,7 @@ async fn login_flow_register_login_and_update() {
     // docker login on an existing account: exact body, then GET with Basic.
     let r = c.post(&users).json(&new).send().await.unwrap();
     assert_eq!(r.status(), 400);
-    assert_eq!(
-        r.text().await.unwrap(),
-        "\"Username or email already exists\""
-    );
+    assert_eq!(r.text().await.unwrap(), "\"Username or email already exists\"");
     let same_email = serde_json::json!({"username": "other1", "password": "secret7", "email": "GINA@example.com"});
     assert_eq!(
         c.post(&users)
@@ -522,12 +482,7 @@ async fn login_flow_register_login_and_update() {
         )
         .await;
     }
-    expect(
-        c.post(&users).body("{nope").send().await.unwrap(),
-        400,
-        "bad json",
-    )
-    .await;
+    expect(c.post(&users).body("{nope").send().await.unwrap(), 400, "bad json").await;
     // Password change: the old password stops working at once (no stale cache).
     let r = c
         .put(format!("{}/v1/users/gina1/", s.url))

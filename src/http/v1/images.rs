@@ -48,11 +48,7 @@ async fn readable(state: &AppState, req: &HttpRequest, id: &ImageId) -> AppResul
     Ok(who)
 }
 
-async fn get_json(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    id: web::Path<String>,
-) -> AppResult<HttpResponse> {
+async fn get_json(state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>) -> AppResult<HttpResponse> {
     let id = ImageId::parse(&id)?;
     readable(&state, &req, &id).await?;
     let image = state.images.json(&id).await?;
@@ -79,25 +75,13 @@ async fn put_json(
     let parent = parse_image_json(&id, &body)?;
     if let Some(p) = &parent {
         if !state.images.exists(p).await? {
-            return Err(AppError::bad_request(
-                "Image depends on a non existing parent",
-            ));
+            return Err(AppError::bad_request("Image depends on a non existing parent"));
         }
-        if state
-            .gate
-            .check_image_read(&who, &state.images, p)
-            .await
-            .is_err()
-        {
-            return Err(AppError::bad_request(
-                "Image depends on an unauthorized parent",
-            ));
+        if state.gate.check_image_read(&who, &state.images, p).await.is_err() {
+            return Err(AppError::bad_request("Image depends on an unauthorized parent"));
         }
     }
-    state
-        .images
-        .put_json(&id, body, parent.as_ref(), &uploader)
-        .await?;
+    state.images.put_json(&id, body, parent.as_ref(), &uploader).await?;
     if let Identity::Token(grant) = &who {
         // A token names the repository the image is pushed into.
         if let Ok(repo) = crate::registry::names::RepoName::parse(&grant.repo) {
@@ -120,21 +104,13 @@ async fn put_layer(
     Ok(ok_true())
 }
 
-async fn put_checksum(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    id: web::Path<String>,
-) -> AppResult<HttpResponse> {
+async fn put_checksum(state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>) -> AppResult<HttpResponse> {
     let id = ImageId::parse(&id)?;
     let who = state.gate.identify(&req).await?;
     let uploader = state.gate.check_image_write(&who)?;
-    if let crate::registry::images::ImageState::InProgress { uploader: u } =
-        state.images.state(&id).await?
-    {
+    if let crate::registry::images::ImageState::InProgress { uploader: u } = state.images.state(&id).await? {
         if u != uploader {
-            return Err(AppError::conflict(
-                "Image is being uploaded by another user",
-            ));
+            return Err(AppError::conflict("Image is being uploaded by another user"));
         }
     }
     let payload = header_str(&req, "X-Docker-Checksum-Payload");
@@ -143,11 +119,7 @@ async fn put_checksum(
     Ok(ok_true())
 }
 
-async fn get_layer(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    id: web::Path<String>,
-) -> AppResult<HttpResponse> {
+async fn get_layer(state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>) -> AppResult<HttpResponse> {
     let id = ImageId::parse(&id)?;
     readable(&state, &req, &id).await?;
     let link = state
@@ -162,11 +134,7 @@ async fn get_layer(
     })?;
     let mut resp = file
         .disable_content_disposition()
-        .set_content_type(
-            "application/octet-stream"
-                .parse()
-                .map_err(AppError::internal)?,
-        )
+        .set_content_type("application/octet-stream".parse().map_err(AppError::internal)?)
         .use_etag(true)
         .into_response(&req);
     resp.headers_mut().insert(
@@ -180,15 +148,9 @@ async fn get_layer(
     Ok(resp)
 }
 
-async fn get_ancestry(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    id: web::Path<String>,
-) -> AppResult<HttpResponse> {
+async fn get_ancestry(state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>) -> AppResult<HttpResponse> {
     let id = ImageId::parse(&id)?;
     readable(&state, &req, &id).await?;
     let raw = state.images.ancestry_raw(&id).await?;
-    Ok(cacheable(StatusCode::OK)
-        .content_type("application/json")
-        .body(raw))
+    Ok(cacheable(StatusCode::OK).content_type("application/json").body(raw))
 }

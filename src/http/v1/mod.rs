@@ -22,14 +22,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
         .route("/_ping", web::get().to(ping::ping))
         .route("/_ping", web::head().to(ping::ping));
     if registry {
-        scope = scope
-            .configure(images::configure)
-            .configure(tags::configure);
+        scope = scope.configure(images::configure).configure(tags::configure);
     }
     if index {
-        scope = scope
-            .configure(users::configure)
-            .configure(search::configure);
+        scope = scope.configure(users::configure).configure(search::configure);
     }
     // Repository routes are shared by both roles; each handler does its role's part.
     scope = scope.configure(repositories::configure);

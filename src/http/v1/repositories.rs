@@ -50,12 +50,7 @@ fn index(state: &AppState) -> AppResult<Index> {
     })
 }
 
-async fn gate(
-    state: &AppState,
-    req: &HttpRequest,
-    repo: &str,
-    access: Access,
-) -> AppResult<(Identity, RepoName)> {
+async fn gate(state: &AppState, req: &HttpRequest, repo: &str, access: Access) -> AppResult<(Identity, RepoName)> {
     let repo = RepoName::parse(repo)?;
     let who = state.gate.identify(req).await?;
     state.gate.check(&who, &repo, access).await?;
@@ -84,9 +79,7 @@ async fn index_answer(
             who.username().unwrap_or("").to_string(),
             state.config.index.token_ttl_secs,
         );
-        let token = ix
-            .run(move |ix| ix.issue_token(&name, access, &user, ttl))
-            .await?;
+        let token = ix.run(move |ix| ix.issue_token(&name, access, &user, ttl)).await?;
         // The client will rely on this token, possibly across our restart: make it durable.
         ix.flush().await?;
         b.insert_header(("X-Docker-Token", token.clone()));
@@ -107,12 +100,11 @@ struct ImgData {
 }
 
 fn parse_image_list(body: &[u8]) -> AppResult<Vec<ImageEntry>> {
-    let list: Vec<ImgData> =
-        serde_json::from_slice(body).map_err(|_| AppError::bad_request("Invalid data"))?;
+    let list: Vec<ImgData> = serde_json::from_slice(body).map_err(|_| AppError::bad_request("Invalid data"))?;
     list.into_iter()
         .map(|d| {
-            let id = ImageId::parse(&d.id)
-                .map_err(|_| AppError::bad_request(format!("Invalid image id {:?}", d.id)))?;
+            let id =
+                ImageId::parse(&d.id).map_err(|_| AppError::bad_request(format!("Invalid image id {:?}", d.id)))?;
             Ok(ImageEntry {
                 id: id.to_string(),
                 checksum: d.checksum.filter(|c| !c.is_empty()),
@@ -122,12 +114,7 @@ fn parse_image_list(body: &[u8]) -> AppResult<Vec<ImageEntry>> {
 }
 
 /// Creates or updates the repository record and merges the declared images.
-async fn record_images(
-    state: &AppState,
-    who: &Identity,
-    repo: &RepoName,
-    entries: Vec<ImageEntry>,
-) -> AppResult<()> {
+async fn record_images(state: &AppState, who: &Identity, repo: &RepoName, entries: Vec<ImageEntry>) -> AppResult<()> {
     let owner = who
         .username()
         .ok_or_else(|| AppError::unauthorized("Requires authorization"))?
@@ -150,11 +137,9 @@ async fn put_repository(
     let (who, repo) = gate(&state, &req, &path, Access::Write).await?;
     let entries = parse_image_list(&body)?;
     record_images(&state, &who, &repo, entries).await?;
-    Ok(
-        index_answer(&state, &req, &who, &repo, Access::Write, StatusCode::OK)
-            .await?
-            .json(""),
-    )
+    Ok(index_answer(&state, &req, &who, &repo, Access::Write, StatusCode::OK)
+        .await?
+        .json(""))
 }
 
 /// `PUT /v1/repositories/{repo}/images`: push end; Docker requires exactly 204.
@@ -168,24 +153,15 @@ async fn put_images(
     let (who, repo) = gate(&state, &req, &path, Access::Write).await?;
     let entries = parse_image_list(&body)?;
     record_images(&state, &who, &repo, entries).await?;
-    Ok(index_answer(
-        &state,
-        &req,
-        &who,
-        &repo,
-        Access::Write,
-        StatusCode::NO_CONTENT,
+    Ok(
+        index_answer(&state, &req, &who, &repo, Access::Write, StatusCode::NO_CONTENT)
+            .await?
+            .finish(),
     )
-    .await?
-    .finish())
 }
 
 /// `GET /v1/repositories/{repo}/images`: pull start.
-async fn get_images(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<String>,
-) -> AppResult<HttpResponse> {
+async fn get_images(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> AppResult<HttpResponse> {
     index(&state)?;
     let (who, repo) = gate(&state, &req, &path, Access::Read).await?;
     let meta = state.gate.repo_meta(&repo).await?;
@@ -206,11 +182,9 @@ async fn get_images(
     if meta.is_none() && images.is_empty() {
         return Err(AppError::not_found("Repository not found"));
     }
-    Ok(
-        index_answer(&state, &req, &who, &repo, Access::Read, StatusCode::OK)
-            .await?
-            .json(images),
-    )
+    Ok(index_answer(&state, &req, &who, &repo, Access::Read, StatusCode::OK)
+        .await?
+        .json(images))
 }
 
 /// `DELETE /v1/repositories/{repo}/images` (PYREG's index delete): 204 with a delete token.
@@ -221,16 +195,11 @@ async fn delete_images(
 ) -> AppResult<HttpResponse> {
     index(&state)?;
     let (who, repo) = gate(&state, &req, &path, Access::Delete).await?;
-    Ok(index_answer(
-        &state,
-        &req,
-        &who,
-        &repo,
-        Access::Delete,
-        StatusCode::NO_CONTENT,
+    Ok(
+        index_answer(&state, &req, &who, &repo, Access::Delete, StatusCode::NO_CONTENT)
+            .await?
+            .finish(),
     )
-    .await?
-    .finish())
 }
 
 /// `DELETE /v1/repositories/{repo}/`. The Hub flow has three steps, all served here:
@@ -243,16 +212,11 @@ async fn delete_repository(
 ) -> AppResult<HttpResponse> {
     let (who, repo) = gate(&state, &req, &path, Access::Delete).await?;
     if matches!(who, Identity::User(_)) && wants_token(&req) && state.gate.index().is_some() {
-        return Ok(index_answer(
-            &state,
-            &req,
-            &who,
-            &repo,
-            Access::Delete,
-            StatusCode::ACCEPTED,
-        )
-        .await?
-        .json(""));
+        return Ok(
+            index_answer(&state, &req, &who, &repo, Access::Delete, StatusCode::ACCEPTED)
+                .await?
+                .json(""),
+        );
     }
     let mut found = false;
     if state.config.registry {
@@ -289,14 +253,11 @@ async fn check_auth(
         return Err(AppError::unauthorized("A token is required"));
     };
     if grant.repo != repo.as_str() {
-        return Err(AppError::forbidden(
-            "Token is not valid for this repository",
-        ));
+        return Err(AppError::forbidden("Token is not valid for this repository"));
     }
     let wanted = match query.access.as_deref() {
         None => grant.access,
-        Some(a) => Access::parse(a)
-            .ok_or_else(|| AppError::bad_request(format!("Unknown access {a:?}")))?,
+        Some(a) => Access::parse(a).ok_or_else(|| AppError::bad_request(format!("Unknown access {a:?}")))?,
     };
     if !grant.access.permits(wanted) {
         return Err(AppError::forbidden(format!(
@@ -350,8 +311,7 @@ async fn put_properties(
 ) -> AppResult<HttpResponse> {
     let ix = index(&state)?;
     let (who, repo) = gate(&state, &req, &path, Access::Delete).await?;
-    let props: Properties =
-        serde_json::from_slice(&body).map_err(|_| AppError::bad_request("Invalid data"))?;
+    let props: Properties = serde_json::from_slice(&body).map_err(|_| AppError::bad_request("Invalid data"))?;
     let private = match props.access.as_deref() {
         None => None,
         Some("private") => Some(true),
@@ -416,9 +376,7 @@ async fn set_collaborator(
             match (add, present) {
                 (true, false) => r.collaborators.push(user.clone()),
                 (false, true) => r.collaborators.retain(|c| c != &user),
-                (false, false) => {
-                    return Err(AppError::not_found(format!("{user} is not a collaborator")))
-                }
+                (false, false) => return Err(AppError::not_found(format!("{user} is not a collaborator"))),
                 (true, true) => {}
             }
             Ok(())

@@ -25,11 +25,7 @@ struct Query {
 const DEFAULT_PAGE_SIZE: usize = 25;
 const MAX_PAGE_SIZE: usize = 100;
 
-async fn search(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    query: web::Query<Query>,
-) -> AppResult<HttpResponse> {
+async fn search(state: web::Data<AppState>, req: HttpRequest, query: web::Query<Query>) -> AppResult<HttpResponse> {
     let who = state.gate.identify(&req).await?;
     let needle = query.q.trim().to_lowercase();
     let page_size = query.n.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE);
@@ -40,8 +36,7 @@ async fn search(
     };
     let mut hits = Vec::new();
     for repo in repos {
-        let matches =
-            repo.name.contains(&needle) || repo.description.to_lowercase().contains(&needle);
+        let matches = repo.name.contains(&needle) || repo.description.to_lowercase().contains(&needle);
         if !matches {
             continue;
         }

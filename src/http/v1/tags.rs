@@ -10,31 +10,23 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/repositories/{repo:.+}/tags/{tag}/json",
-        web::get().to(tag_json),
-    )
-    .service(
-        web::resource("/repositories/{repo:.+}/tags/{tag}")
-            .route(web::get().to(get_tag))
-            .route(web::put().to(put_tag))
-            .route(web::delete().to(delete_tag)),
-    )
-    .service(
-        web::resource("/repositories/{repo:.+}/tags")
-            .route(web::get().to(list_tags))
-            .route(web::delete().to(delete_all)),
-    )
-    .route("/repositories/{repo:.+}/json", web::get().to(repo_json));
+    cfg.route("/repositories/{repo:.+}/tags/{tag}/json", web::get().to(tag_json))
+        .service(
+            web::resource("/repositories/{repo:.+}/tags/{tag}")
+                .route(web::get().to(get_tag))
+                .route(web::put().to(put_tag))
+                .route(web::delete().to(delete_tag)),
+        )
+        .service(
+            web::resource("/repositories/{repo:.+}/tags")
+                .route(web::get().to(list_tags))
+                .route(web::delete().to(delete_all)),
+        )
+        .route("/repositories/{repo:.+}/json", web::get().to(repo_json));
 }
 
 /// Identifies the caller and checks `access` on the repository in the path.
-async fn gate(
-    state: &AppState,
-    req: &HttpRequest,
-    repo: &str,
-    access: Access,
-) -> AppResult<(Identity, RepoName)> {
+async fn gate(state: &AppState, req: &HttpRequest, repo: &str, access: Access) -> AppResult<(Identity, RepoName)> {
     let repo = RepoName::parse(repo)?;
     let who = state.gate.identify(req).await?;
     state.gate.check(&who, &repo, access).await?;
@@ -50,11 +42,7 @@ async fn require_repo(state: &AppState, repo: &RepoName) -> AppResult<()> {
     }
 }
 
-async fn list_tags(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<String>,
-) -> AppResult<HttpResponse> {
+async fn list_tags(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> AppResult<HttpResponse> {
     let (_, repo) = gate(&state, &req, &path, Access::Read).await?;
     require_repo(&state, &repo).await?;
     Ok(json(StatusCode::OK, &state.tags.list(&repo).await?))
@@ -83,16 +71,12 @@ async fn put_tag(
     let (repo, tag) = path.into_inner();
     let (who, repo) = gate(&state, &req, &repo, Access::Write).await?;
     let tag = TagName::parse(&tag)?;
-    let id: String =
-        serde_json::from_slice(&body).map_err(|_| AppError::bad_request("Invalid data"))?;
+    let id: String = serde_json::from_slice(&body).map_err(|_| AppError::bad_request("Invalid data"))?;
     let id = ImageId::parse(&id).map_err(|_| AppError::not_found("Image not found"))?;
     if !state.images.exists(&id).await? {
         return Err(AppError::not_found("Image not found"));
     }
-    state
-        .gate
-        .check_image_read(&who, &state.images, &id)
-        .await?;
+    state.gate.check_image_read(&who, &state.images, &id).await?;
     state.images.require_complete(&id).await?;
     let agent = req
         .headers()
@@ -104,9 +88,7 @@ async fn put_tag(
         // Data pushed without an index call first (plain registry clients) still gets a record,
         // so ownership and visibility apply to it.
         let (index, name, owner) = (index.clone(), repo.clone(), user.to_string());
-        index
-            .run(move |ix| ix.upsert_repo(&name, &owner, |_| {}))
-            .await?;
+        index.run(move |ix| ix.upsert_repo(&name, &owner, |_| {})).await?;
     }
     Ok(ok_true())
 }
@@ -123,11 +105,7 @@ async fn delete_tag(
     Ok(ok_true())
 }
 
-async fn delete_all(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<String>,
-) -> AppResult<HttpResponse> {
+async fn delete_all(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> AppResult<HttpResponse> {
     let (_, repo) = gate(&state, &req, &path, Access::Delete).await?;
     if state.tags.delete_repo(&repo).await? {
         Ok(ok_true())
@@ -144,21 +122,11 @@ async fn tag_json(
     let (repo, tag) = path.into_inner();
     let (_, repo) = gate(&state, &req, &repo, Access::Read).await?;
     let tag = TagName::parse(&tag)?;
-    Ok(json(
-        StatusCode::OK,
-        &state.tags.tag_json(&repo, &tag).await?,
-    ))
+    Ok(json(StatusCode::OK, &state.tags.tag_json(&repo, &tag).await?))
 }
 
-async fn repo_json(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<String>,
-) -> AppResult<HttpResponse> {
+async fn repo_json(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> AppResult<HttpResponse> {
     let (_, repo) = gate(&state, &req, &path, Access::Read).await?;
     let latest = TagName::parse("latest")?;
-    Ok(json(
-        StatusCode::OK,
-        &state.tags.tag_json(&repo, &latest).await?,
-    ))
+    Ok(json(StatusCode::OK, &state.tags.tag_json(&repo, &latest).await?))
 }

@@ -33,8 +33,7 @@ struct NewUser {
 /// `POST /v1/users/`. For an existing name or email the body must be exactly
 /// `"Username or email already exists"`: that is how Docker knows to log in instead.
 async fn register(state: web::Data<AppState>, body: web::Bytes) -> AppResult<HttpResponse> {
-    let new: NewUser =
-        serde_json::from_slice(&body).map_err(|_| AppError::bad_request("Error Decoding JSON"))?;
+    let new: NewUser = serde_json::from_slice(&body).map_err(|_| AppError::bad_request("Error Decoding JSON"))?;
     let ix = state
         .gate
         .index()
@@ -71,9 +70,7 @@ async fn register(state: web::Data<AppState>, body: web::Bytes) -> AppResult<Htt
 async fn login(state: web::Data<AppState>, req: HttpRequest) -> AppResult<HttpResponse> {
     match state.gate.identify(&req).await? {
         Identity::User(_) => Ok(json(StatusCode::OK, &"OK")),
-        _ => Err(AppError::unauthorized(
-            "Wrong login/password, please try again",
-        )),
+        _ => Err(AppError::unauthorized("Wrong login/password, please try again")),
     }
 }
 
@@ -98,8 +95,7 @@ async fn update(
     if me.name != username && !me.admin {
         return Err(AppError::forbidden("You may only change your own account"));
     }
-    let change: UserUpdate =
-        serde_json::from_slice(&body).map_err(|_| AppError::bad_request("Error Decoding JSON"))?;
+    let change: UserUpdate = serde_json::from_slice(&body).map_err(|_| AppError::bad_request("Error Decoding JSON"))?;
     let ix = state
         .gate
         .index()

@@ -62,10 +62,7 @@ impl Server {
         )
         .parse()
         .expect("base config");
-        merge(
-            &mut base,
-            extra.parse::<toml::Table>().expect("extra config is TOML"),
-        );
+        merge(&mut base, extra.parse::<toml::Table>().expect("extra config is TOML"));
         let path = dir.join("registry.toml");
         std::fs::write(&path, toml::to_string(&base).expect("toml")).expect("write config");
         path
@@ -129,8 +126,7 @@ impl Server {
 
     /// Resident set size in KiB (VmRSS) and its peak (VmHWM).
     pub fn rss_kib(&self) -> (u64, u64) {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         let field = |name: &str| {
             status
                 .lines()
@@ -214,8 +210,5 @@ pub fn raw_status(addr: &str, method: &str, path: &str, auth: &str, body: &str) 
     sock.write_all(req.as_bytes()).expect("write");
     let mut resp = String::new();
     let _ = sock.read_to_string(&mut resp);
-    resp.split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
+    resp.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
 }

@@ -11,10 +11,8 @@ pub fn basic(user: &str, pw: &str) -> String {
     )
 }
 
-pub const UA_13: &str =
-    "docker/1.3.2 go/go1.3.3 git-commit/39fa2fa kernel/3.16.0 os/linux arch/amd64";
-pub const UA_19: &str =
-    "docker/1.9.1 go/go1.4.3 git-commit/a34a1d5 kernel/4.2.0 os/linux arch/amd64";
+pub const UA_13: &str = "docker/1.3.2 go/go1.3.3 git-commit/39fa2fa kernel/3.16.0 os/linux arch/amd64";
+pub const UA_19: &str = "docker/1.9.1 go/go1.4.3 git-commit/a34a1d5 kernel/4.2.0 os/linux arch/amd64";
 
 pub fn client() -> Client {
     Client::builder().user_agent(UA_13).build().expect("client")
@@ -37,12 +35,8 @@ pub async fn expect(resp: Response, status: u16, what: &str) -> serde_json::Valu
     let text = resp.text().await.unwrap_or_default();
     assert_eq!(got.as_u16(), status, "{what}: body {text}");
     if status >= 400 {
-        assert!(
-            ct.starts_with("application/json"),
-            "{what}: error content-type {ct}"
-        );
-        let v: serde_json::Value =
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{what}: not JSON {text}"));
+        assert!(ct.starts_with("application/json"), "{what}: error content-type {ct}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{what}: not JSON {text}"));
         assert!(
             v.get("error").and_then(|e| e.as_str()).is_some(),
             "{what}: no error field in {text}"
@@ -59,28 +53,14 @@ pub fn token_auth(resp_token: &str) -> String {
 }
 
 /// Docker 1.3 push over http to a standalone registry (§4.7 transcript). Returns the write token.
-pub async fn push_13(
-    base: &str,
-    user: &str,
-    pw: &str,
-    repo: &str,
-    images: &[Image],
-    tag: &str,
-) -> String {
+pub async fn push_13(base: &str, user: &str, pw: &str, repo: &str, images: &[Image], tag: &str) -> String {
     let c = client();
     let auth = basic(user, pw);
-    let ping = c
-        .get(format!("{base}/v1/_ping"))
-        .send()
-        .await
-        .expect("ping");
+    let ping = c.get(format!("{base}/v1/_ping")).send().await.expect("ping");
     assert_eq!(ping.status(), 200);
     assert_eq!(ping.headers()["x-docker-registry-standalone"], "true");
 
-    let mut index: Vec<serde_json::Value> = images
-        .iter()
-        .map(|i| serde_json::json!({"id": i.id}))
-        .collect();
+    let mut index: Vec<serde_json::Value> = images.iter().map(|i| serde_json::json!({"id": i.id})).collect();
     if let Some(last) = index.last_mut() {
         last["Tag"] = serde_json::Value::String(tag.into());
     }
@@ -93,10 +73,7 @@ pub async fn push_13(
         .await
         .expect("index put");
     assert_eq!(resp.status(), 200, "PUT repositories");
-    let token = resp.headers()["x-docker-token"]
-        .to_str()
-        .expect("token")
-        .to_string();
+    let token = resp.headers()["x-docker-token"].to_str().expect("token").to_string();
     assert!(resp.headers().contains_key("x-docker-endpoints"));
     assert_eq!(
         resp.headers()["www-authenticate"].to_str().unwrap(),
@@ -173,8 +150,7 @@ pub async fn push_image(c: &Client, base: &str, auth: &str, img: &Image) {
 
 /// A streamed body, so reqwest sends `Transfer-Encoding: chunked` with no Content-Length.
 pub fn chunked(data: Vec<u8>) -> reqwest::Body {
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-        data.chunks(16 * 1024).map(|c| Ok(c.to_vec())).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = data.chunks(16 * 1024).map(|c| Ok(c.to_vec())).collect();
     reqwest::Body::wrap_stream(futures::stream::iter(chunks))
 }
 
@@ -186,12 +162,7 @@ pub struct Pulled {
 }
 
 /// Docker 1.3 pull: images list (token), tags, ancestry, then json + layer from base to top.
-pub async fn pull_13(
-    base: &str,
-    login: Option<(&str, &str)>,
-    repo: &str,
-    tag: &str,
-) -> Result<Vec<Pulled>, u16> {
+pub async fn pull_13(base: &str, login: Option<(&str, &str)>, repo: &str, tag: &str) -> Result<Vec<Pulled>, u16> {
     let c = client();
     let mut req = c
         .get(format!("{base}/v1/repositories/{repo}/images"))

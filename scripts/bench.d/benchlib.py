@@ -1,0 +1,462 @@
+#!/usr/bin/env python3
+"""Helpers for scripts/bench (Python 3.11 stdlib only).
+
+  gen OUTDIR NAME:SIZE[:v1] ...   random data files (AES-CTR keystream from openssl, else
+                                  os.urandom), streamed to disk and hashed on the way: prints
+                                  "name size sha256hex v1id v1payloadhex" per file ("-" if not v1)
+  seed BASE USER PASS ...         create v1 repositories and tags over HTTP, many connections
+  startup BIN CONFIG RUNS         time exec -> "listening" line -> first /v1/_ping, RSS after
+  report RAW.tsv TXT MD META      the side-by-side table (medians, min-max, ratio, goal)
+"""
+
+import asyncio
+import base64
+import hashlib
+import http.client
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+CHUNK = 4 << 20
+
+
+# --------------------------------------------------------------------- gen ---
+
+def _gen_one(outdir, name, size, v1):
+    path = os.path.join(outdir, name)
+    h = hashlib.sha256()
+    ph = None
+    v1id = "-"
+    if v1:
+        v1id = os.urandom(32).hex()
+        js = json.dumps({"id": v1id, "created": "2014-10-17T15:28:17.563811562Z",
+                         "container_config": {"Cmd": ["/bin/sh"]}, "docker_version": "1.3.2",
+                         "architecture": "amd64", "os": "linux", "Size": size},
+                        separators=(",", ":")).encode()
+        with open(path + ".json", "wb") as f:
+            f.write(js)
+        ph = hashlib.sha256(js + b"\n")
+    proc = None
+    try:
+        proc = subprocess.Popen(
+            ["openssl", "enc", "-aes-128-ctr", "-nosalt", "-K", os.urandom(16).hex(),
+             "-iv", os.urandom(16).hex(), "-in", "/dev/zero"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        src = proc.stdout
+    except OSError:
+        src = None
+    left = size
+    with open(path, "wb") as f:
+        while left > 0:
+            n = min(CHUNK, left)
+            buf = src.read(n) if src is not None else os.urandom(n)
+            if not buf:
+                raise SystemExit(f"gen: random source ended early for {name}")
+            f.write(buf)
+            h.update(buf)
+            if ph is not None:
+                ph.update(buf)
+            left -= len(buf)
+    if proc is not None:
+        proc.kill()
+        proc.wait()
+    return f"{name} {size} {h.hexdigest()} {v1id} {ph.hexdigest() if ph else '-'}"
+
+
+def cmd_gen(args):
+    outdir, specs = args[0], args[1:]
+    jobs = []
+    for s in specs:
+        parts = s.split(":")
+        jobs.append((parts[0], int(parts[1]), len(parts) > 2 and parts[2] == "v1"))
+    results = {}
+    lock = threading.Lock()
+    queue = list(jobs)
+
+    def worker():
+        while True:
+            with lock:
+                if not queue:
+                    return
+                name, size, v1 = queue.pop(0)
+            line = _gen_one(outdir, name, size, v1)
+            with lock:
+                results[name] = line
+
+    # openssl + hashing: two workers keep both cores busy.
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for name, _, _ in jobs:
+        print(results[name])
+
+
+# -------------------------------------------------------------------- seed ---
+
+class Conn:
+    """A minimal HTTP/1.1 keep-alive client on asyncio streams (Content-Length or chunked)."""
+
+    def __init__(self, host, port):
+        self.host, self.port = host, port
+        self.r = self.w = None
+
+    async def open(self):
+        self.r, self.w = await asyncio.open_connection(self.host, self.port)
+
+    async def request(self, method, path, headers, body=b""):
+        if self.w is None:
+            await self.open()
+        head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}",
+                f"Content-Length: {len(body)}"]
+        head += [f"{k}: {v}" for k, v in headers.items()]
+        self.w.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+        await self.w.drain()
+        status_line = await self.r.readline()
+        if not status_line:
+            raise ConnectionError("connection closed")
+        status = int(status_line.split()[1])
+        hdrs = {}
+        while True:
+            line = await self.r.readline()
+            if line in (b"\r\n", b"\n", b""):
+                break
+            k, _, v = line.decode("latin-1").partition(":")
+            hdrs[k.strip().lower()] = v.strip()
+        if hdrs.get("transfer-encoding", "").lower() == "chunked":
+            data = b""
+            while True:
+                n = int((await self.r.readline()).split(b";")[0], 16)
+                if n == 0:
+                    await self.r.readline()
+                    break
+                data += await self.r.readexactly(n)
+                await self.r.readline()
+        else:
+            data = await self.r.readexactly(int(hdrs.get("content-length", "0")))
+        if hdrs.get("connection", "").lower() == "close":
+            self.w.close()
+            self.r = self.w = None
+        return status, hdrs, data
+
+
+async def _seed(base, user, pw, prefix, repos, tags, image_id, conns, first):
+    m = re.match(r"http://([^:/]+):(\d+)", base)
+    host, port = m.group(1), int(m.group(2))
+    basic = "Basic " + base64.b64encode(f"{user}:{pw}".encode()).decode()
+    # Phase 1: one repository record per repo (the v1 push start, as `docker push` does it).
+    # Phase 2: the tags, with the same Basic credentials (checked against a cached hash).
+    work = [("PUT", f"/v1/repositories/{user}/{prefix}{i:05d}/",
+             {"Authorization": basic, "X-Docker-Token": "true",
+              "Content-Type": "application/json"}, b"[]", 200)
+            for i in range(first, first + repos)]
+    tag_work = [("PUT", f"/v1/repositories/{user}/{prefix}{i:05d}/tags/t{t:02d}",
+                 {"Authorization": basic, "Content-Type": "application/json"},
+                 json.dumps(image_id).encode(), 200)
+                for i in range(first, first + repos) for t in range(tags)]
+    stats = {}
+
+    async def run(phase, items):
+        idx = 0
+        errors = []
+        t0 = time.monotonic()
+
+        async def worker():
+            nonlocal idx
+            c = Conn(host, port)
+            while idx < len(items) and len(errors) < 5:
+                method, path, hdrs, body, want = items[idx]
+                idx += 1
+                for attempt in range(3):
+                    try:
+                        st, _, data = await c.request(method, path, hdrs, body)
+                        break
+                    except (ConnectionError, asyncio.IncompleteReadError, OSError):
+                        c = Conn(host, port)
+                        if attempt == 2:
+                            raise
+                if st != want:
+                    errors.append(f"{method} {path}: {st} {data[:200]!r}")
+
+        await asyncio.gather(*(worker() for _ in range(conns)))
+        dt = time.monotonic() - t0
+        if errors:
+            raise SystemExit(f"seed {phase}: " + "; ".join(errors))
+        stats[phase] = (len(items), dt)
+
+    await run("repos", work)
+    if tags:
+        await run("tags", tag_work)
+    return stats
+
+
+def cmd_seed(args):
+    base, user, pw, prefix = args[0:4]
+    repos, tags, image_id, conns = int(args[4]), int(args[5]), args[6], int(args[7])
+    first = int(args[8]) if len(args) > 8 else 0
+    stats = asyncio.run(_seed(base, user, pw, prefix, repos, tags, image_id, conns, first))
+    for phase, (n, dt) in stats.items():
+        print(f"{phase} {n} {dt:.3f} {n / dt:.1f}")
+
+
+# ----------------------------------------------------------------- startup ---
+
+def _rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def cmd_startup(args):
+    """Prints per run: ms_to_listening ms_to_first_ping rss_kib_after_ping."""
+    binary, config, runs = args[0], args[1], int(args[2])
+    logf = args[3] if len(args) > 3 else os.devnull
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    for _ in range(runs):
+        t0 = time.monotonic()
+        with open(logf, "ab") as err:
+            p = subprocess.Popen([binary, "--config", config, "serve"], stdout=subprocess.PIPE,
+                                 stderr=err, start_new_session=True)
+        try:
+            t_listen = None
+            port = None
+            deadline = t0 + 60
+            while time.monotonic() < deadline:
+                line = p.stdout.readline()
+                if not line:
+                    raise SystemExit("startup: skiff exited before listening")
+                m = re.search(rb"listening on http://[^:]+:(\d+)", line)
+                if m:
+                    t_listen = time.monotonic()
+                    port = int(m.group(1))
+                    break
+            if t_listen is None:
+                raise SystemExit("startup: no listening line within 60 s")
+            while time.monotonic() < deadline:
+                try:
+                    c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                    c.request("GET", "/v1/_ping")
+                    r = c.getresponse()
+                    r.read()
+                    c.close()
+                    if r.status == 200:
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.001)
+            else:
+                raise SystemExit("startup: no ping answer within 60 s")
+            t_ping = time.monotonic()
+            time.sleep(0.3)
+            rss = _rss_kib(p.pid)
+            print(f"{(t_listen - t0) * 1000:.1f} {(t_ping - t0) * 1000:.1f} {rss}", flush=True)
+        finally:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+# ------------------------------------------------------------------ report ---
+
+# id, label, unit, lower_is_better
+ROWS = [
+    ("push1g_open", "v2 blob push 1 GiB, no auth", "MB/s", False),
+    ("push1g_basic", "v2 blob push 1 GiB, Basic", "MB/s", False),
+    ("push8_open", "v2 blob push 8x128 MiB concurrent, no auth", "MB/s", False),
+    ("push8_basic", "v2 blob push 8x128 MiB concurrent, Basic", "MB/s", False),
+    ("pull1g_open", "v2 blob pull 1 GiB, anonymous", "MB/s", False),
+    ("pull1g_basic", "v2 blob pull 1 GiB, Basic", "MB/s", False),
+    ("pull8_open", "v2 blob pull 8x128 MiB concurrent, anonymous", "MB/s", False),
+    ("pull8_basic", "v2 blob pull 8x128 MiB concurrent, Basic", "MB/s", False),
+    ("base_sha", "baseline: sha256sum 1 GiB (this machine)", "MB/s", False),
+    ("base_cp", "baseline: cp 1 GiB (page cache)", "MB/s", False),
+    ("base_cpsync", "baseline: cp 1 GiB + fsync", "MB/s", False),
+    ("v1push", "v1 layer push 1 GiB (json+layer+checksum)", "MB/s", False),
+    ("v1pull", "v1 layer pull 1 GiB, anonymous", "MB/s", False),
+]
+for _auth, _albl in (("anon", "anonymous"), ("basic", "Basic"), ("bearer", "Bearer token")):
+    for _m, _tool in (("get", "GET, wrk"), ("head", "HEAD, ab")):
+        _k = f"man_{_m}_{_auth}"
+        _l = f"manifest {_tool} -c64, {_albl}"
+        ROWS += [(_k + "_rps", _l, "req/s", False),
+                 (_k + "_p50", _l + " p50", "ms", True),
+                 (_k + "_p99", _l + " p99", "ms", True)]
+for _k, _l in (("v1tags_anon", "v1 GET /v1/repositories/R/tags, anonymous"),
+               ("v1tags_basic", "v1 GET /v1/repositories/R/tags, Basic"),
+               ("v1json_anon", "v1 GET /v1/images/ID/json, anonymous"),
+               ("v1search_anon", "v1 GET /v1/search?q= (10 hits of 10,000 repos)")):
+    ROWS += [(_k + "_rps", _l + " (wrk -c64)", "req/s", False), (_k + "_p99", _l + " p99", "ms", True)]
+ROWS += [
+    ("seed_repos", "seed: v1 repository records created", "repos/s", False),
+    ("seed_tags", "seed: v1 tags created", "tags/s", False),
+    ("rss_idle", "RSS idle (after start)", "MiB", True),
+    ("rss_push", "RSS peak during workload 1 (v2 pushes)", "MiB", True),
+    ("rss_v1push", "RSS peak during v1 1 GiB push", "MiB", True),
+    ("rss_manifest", "RSS peak during workload 4 (manifest reads)", "MiB", True),
+    ("rss_v1reads", "RSS peak during v1 reads (workload 5)", "MiB", True),
+    ("rss_big", "RSS after start-up with 10,000 repos / 100,000 tags", "MiB", True),
+    ("hwm", "VmHWM at the end (peak of the whole run)", "MiB", True),
+    ("start_listen", "start-up to 'listening' line", "ms", True),
+    ("start_ping", "start-up to first successful ping", "ms", True),
+]
+
+GOALS = {
+    "push1g_basic": ("ratio>=1.5", lambda r, s, d, m: r is not None and r >= 1.5),
+    "push8_basic": ("ratio>=1.5", lambda r, s, d, m: r is not None and r >= 1.5),
+    "pull1g_open": ("ratio>=1", lambda r, s, d, m: r is not None and r >= 1.0),
+    "pull1g_basic": ("ratio>=1", lambda r, s, d, m: r is not None and r >= 1.0),
+    "pull8_open": ("ratio>=1", lambda r, s, d, m: r is not None and r >= 1.0),
+    "pull8_basic": ("ratio>=1", lambda r, s, d, m: r is not None and r >= 1.0),
+    "v1push": (">=0.9x cp+fsync", lambda r, s, d, m: s is not None and m.get("base_cpsync")
+               and s >= 0.9 * m["base_cpsync"]),
+    "rss_idle": ("<20 MiB", lambda r, s, d, m: s is not None and s < 20),
+    "rss_push": ("<100 MiB", lambda r, s, d, m: s is not None and s < 100),
+    "rss_v1push": ("<100 MiB", lambda r, s, d, m: s is not None and s < 100),
+    "rss_manifest": ("<100 MiB", lambda r, s, d, m: s is not None and s < 100),
+    "rss_v1reads": ("<100 MiB", lambda r, s, d, m: s is not None and s < 100),
+    "hwm": ("<100 MiB", lambda r, s, d, m: s is not None and s < 100),
+}
+for _m in ("get", "head"):
+    GOALS[f"man_{_m}_anon_rps"] = ("ratio>=5", lambda r, s, d, m: r is not None and r >= 5)
+    for _a in ("basic", "bearer"):
+        GOALS[f"man_{_m}_{_a}_rps"] = (
+            ">=0.8x own anonymous",
+            (lambda key: lambda r, s, d, m: s is not None and m.get(key) and s >= 0.8 * m[key])(
+                f"man_{_m}_anon_rps"))
+    for _a in ("anon", "basic", "bearer"):
+        GOALS[f"man_{_m}_{_a}_p99"] = ("p99 < Distribution",
+                                       lambda r, s, d, m: r is not None and r < 1)
+GOALS["v1tags_basic_rps"] = (">=0.8x own anonymous", lambda r, s, d, m: s is not None and
+                             m.get("v1tags_anon_rps") and s >= 0.8 * m["v1tags_anon_rps"])
+
+
+def _fmt(v):
+    if v is None:
+        return "-"
+    a = abs(v)
+    if a >= 100:
+        return f"{v:,.0f}"
+    if a >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def _cell(vals, note):
+    if vals:
+        med = statistics.median(vals)
+        if len(vals) > 1:
+            return med, f"{_fmt(med)} ({_fmt(min(vals))}-{_fmt(max(vals))})"
+        return med, _fmt(med)
+    return None, (note or "-")
+
+
+def cmd_report(args):
+    raw, txt_out, md_out = args[0], args[1], args[2]
+    meta = dict(a.split("=", 1) for a in args[3:])
+    vals, notes = {}, {}
+    with open(raw) as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) < 3:
+                continue
+            key, side, v = parts[0], parts[1], parts[2]
+            if v.startswith("NA:"):
+                notes[(key, side)] = "n/a (" + v[3:] + ")"
+                continue
+            try:
+                vals.setdefault((key, side), []).append(float(v))
+            except ValueError:
+                notes[(key, side)] = v
+    skiff_med = {}
+    for key, *_ in ROWS:
+        if vals.get((key, "skiff")):
+            skiff_med[key] = statistics.median(vals[(key, "skiff")])
+        elif vals.get((key, "base")):
+            skiff_med[key] = statistics.median(vals[(key, "base")])
+    table = []
+    for key, label, unit, lower in ROWS:
+        sides = [(s, vals.get((key, s)), notes.get((key, s))) for s in ("skiff", "dist", "base")]
+        if not any(v or n for _, v, n in sides):
+            continue
+        if vals.get((key, "base")):
+            _, cell = _cell(vals[(key, "base")], None)
+            table.append((f"{label} [{unit}]", cell, cell, "(same machine)", ""))
+            continue
+        s_med, s_cell = _cell(vals.get((key, "skiff")), notes.get((key, "skiff")))
+        d_med, d_cell = _cell(vals.get((key, "dist")), notes.get((key, "dist")))
+        ratio = s_med / d_med if (s_med is not None and d_med) else None
+        rtxt = f"{ratio:.2f}x" if ratio is not None else "-"
+        if key in ("v1push", "v1pull") and s_med is not None:
+            parts = []
+            for b, bl in (("base_cpsync", "cp+fsync"), ("base_cp", "cp"), ("base_sha", "sha256sum")):
+                if skiff_med.get(b):
+                    parts.append(f"{100 * s_med / skiff_med[b]:.0f}% of {bl}")
+            rtxt = ", ".join(parts) or "-"
+        goal = ""
+        if key in GOALS:
+            gtxt, fn = GOALS[key]
+            try:
+                ok = fn(ratio, s_med, d_med, skiff_med)
+            except Exception:  # noqa: BLE001 - a goal that cannot be evaluated is shown as '?'
+                ok = None
+            if s_med is None:
+                goal = f"{gtxt}: ?"
+            else:
+                goal = f"{gtxt}: {'yes' if ok else 'NO'}"
+        table.append((f"{label} [{unit}]", s_cell, d_cell, rtxt, goal))
+
+    head = ("workload", "Skiff", "Distribution 2.8", "ratio (Skiff/Dist)", "goal")
+    widths = [max(len(r[i]) for r in table + [head]) for i in range(5)]
+    lines = [" | ".join(h.ljust(widths[i]) for i, h in enumerate(head)),
+             "-+-".join("-" * w for w in widths)]
+    lines += [" | ".join(c.ljust(widths[i]) for i, c in enumerate(r)) for r in table]
+    legend = (
+        "Medians of the repeats, min-max in parentheses. MB = 10^6 bytes. ratio = Skiff / "
+        "Distribution; for ms and MiB rows lower is better. Baseline rows are the same machine's "
+        "tools on the same bytes, shown in both columns.")
+    text = "\n".join(lines) + "\n\n" + legend + "\n"
+    with open(txt_out, "w") as f:
+        f.write(text)
+    md = []
+    if meta:
+        md.append("Measured " + meta.get("date", "") + " on " + meta.get("machine", "") + "; " +
+                  meta.get("versions", "") + "; " + meta.get("settings", "") + ".")
+        md.append("")
+    md.append("| " + " | ".join(head) + " |")
+    md.append("|" + "|".join(["---"] + ["---:"] * 3 + ["---"]) + "|")
+    for r in table:
+        md.append("| " + " | ".join(c.replace("|", "\\|") for c in r) + " |")
+    md.append("")
+    md.append(legend)
+    if meta.get("notes"):
+        md.append("")
+        md.append(meta["notes"])
+    with open(md_out, "w") as f:
+        f.write("\n".join(md) + "\n")
+    sys.stdout.write(text)
+
+
+def main():
+    if len(sys.argv) < 2:
+        raise SystemExit(__doc__)
+    cmd, args = sys.argv[1], sys.argv[2:]
+    {"gen": cmd_gen, "seed": cmd_seed, "startup": cmd_startup, "report": cmd_report}[cmd](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+//! Content discovery: `GET /v2/{name}/tags/list`, `GET /v2/_catalog` (both with `n`/`last`
+//! and the `Link` header) and `GET /v2/{name}/referrers/{digest}` (with `artifactType`).
+
+use super::{authorize, query_one, Name, V2Result};
+use crate::error::{AppError, Kind};
+use crate::index::Access;
+use crate::registry::digest::Digest;
+use crate::registry::manifest::OCI_INDEX;
+use crate::registry::names::RepoName;
+use crate::state::AppState;
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+pub fn configure_catalog(cfg: &mut web::ServiceConfig) {
+    cfg.route("/_catalog", web::get().to(catalog));
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/{name:.+}/tags/list", web::get().to(tags_list))
+        .route("/{name:.+}/referrers/{digest}", web::get().to(referrers));
+}
+
+/// Applies `last` and `n` to a sorted list; returns the page and whether more follow.
+fn paginate(all: Vec<String>, req: &HttpRequest) -> V2Result<(Vec<String>, Option<usize>)> {
+    let last = query_one(req, "last");
+    let n = match query_one(req, "n") {
+        Some(n) => Some(
+            n.parse::<usize>()
+                .map_err(|_| AppError::new(Kind::BadRequest, format!("invalid n {n:?}")))?,
+        ),
+        None => None,
+    };
+    let after: Vec<String> = match &last {
+        Some(l) => all.into_iter().filter(|t| t.as_str() > l.as_str()).collect(),
+        None => all,
+    };
+    match n {
+        Some(n) if n < after.len() => Ok((after.into_iter().take(n).collect(), Some(n))),
+        _ => Ok((after, None)),
+    }
+}
+
+fn next_link(path: &str, n: usize, last: &str) -> String {
+    let last: String = form_urlencoded::byte_serialize(last.as_bytes()).collect();
+    format!("<{path}?n={n}&last={last}>; rel=\"next\"")
+}
+
+async fn tags_list(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> V2Result<HttpResponse> {
+    let name = Name::parse(&path)?;
+    authorize(&state, &req, &name, Access::Read).await?;
+    if !state.repos.exists(&name.repo).await? {
+        return Err(AppError::new(Kind::NameUnknown, "repository name not known to registry").into());
+    }
+    let (tags, more) = paginate(state.repos.tags(&name.repo).await?, &req)?;
+    let mut resp = HttpResponse::Ok();
+    if let (Some(n), Some(last)) = (more, tags.last()) {
+        resp.insert_header((header::LINK, next_link(&format!("/v2/{}/tags/list", name.raw), n, last)));
+    }
+    Ok(resp.json(serde_json::json!({ "name": name.raw, "tags": tags })))
+}
+
+async fn catalog(state: web::Data<AppState>, req: HttpRequest) -> V2Result<HttpResponse> {
+    let who = state.gate.identify(&req).await?;
+    let names: Vec<RepoName> = match state.gate.index() {
+        Some(ix) => ix
+            .run(|ix| ix.repos())
+            .await?
+            .into_iter()
+            .filter_map(|r| RepoName::parse(&r.name).ok())
+            .collect(),
+        None => state.repos.names().await?,
+    };
+    let mut visible = Vec::new();
+    for name in names {
+        if state.gate.allows(&who, &name, Access::Read).await? {
+            visible.push(name.to_string());
+        }
+    }
+    visible.sort();
+    let (repos, more) = paginate(visible, &req)?;
+    let mut resp = HttpResponse::Ok();
+    if let (Some(n), Some(last)) = (more, repos.last()) {
+        resp.insert_header((header::LINK, next_link("/v2/_catalog", n, last)));
+    }
+    Ok(resp.json(serde_json::json!({ "repositories": repos })))
+}
+
+async fn referrers(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> V2Result<HttpResponse> {
+    let (name, digest) = path.into_inner();
+    let name = Name::parse(&name)?;
+    authorize(&state, &req, &name, Access::Read).await?;
+    let subject: Digest = digest.parse()?;
+    let mut list = state.repos.referrers(&name.repo, &subject).await?;
+    let filter = query_one(&req, "artifactType");
+    if let Some(f) = &filter {
+        list.retain(|d| d.artifact_type.as_deref() == Some(f.as_str()));
+    }
+    let mut resp = HttpResponse::Ok();
+    resp.content_type(OCI_INDEX);
+    if filter.is_some() {
+        resp.insert_header(("OCI-Filters-Applied", "artifactType"));
+    }
+    let body = serde_json::json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": list });
+    Ok(resp.body(serde_json::to_vec(&body).map_err(AppError::from)?))
+}

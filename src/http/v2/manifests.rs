@@ -1,0 +1,198 @@
+//! `GET|HEAD|PUT|DELETE /v2/{name}/manifests/{reference}` over Docker schema2, manifest lists,
+//! OCI manifests and indexes, and signed schema1 (kept byte for byte).
+
+use super::{authorize, ensure_record, query_all, Name, V2Result};
+use crate::error::{AppError, Kind};
+use crate::index::Access;
+use crate::registry::digest::Algorithm;
+use crate::registry::manifest::{self, MAX_MANIFEST_BYTES};
+use crate::registry::names::TagName;
+use crate::registry::repository::{Reference, StoredManifest};
+use crate::state::AppState;
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures::StreamExt;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/{name:.+}/manifests/{reference}")
+            .route(web::get().to(get_manifest))
+            .route(web::head().to(get_manifest))
+            .route(web::put().to(put_manifest))
+            .route(web::delete().to(delete_manifest)),
+    );
+}
+
+fn manifest_unknown() -> AppError {
+    AppError::new(Kind::ManifestUnknown, "manifest unknown to registry")
+}
+
+/// True when the client's `Accept` names single-manifest types but not `media_type`: an old
+/// client that cannot take an index gets the default platform's manifest instead.
+fn wants_single(req: &HttpRequest, media_type: &str) -> bool {
+    let accept: Vec<&str> = req
+        .headers()
+        .get_all(header::ACCEPT)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|v| v.split(';').next().unwrap_or("").trim())
+        .collect();
+    let single = accept
+        .iter()
+        .any(|a| *a == manifest::DOCKER_MANIFEST || *a == manifest::OCI_MANIFEST);
+    let takes_it = accept.iter().any(|a| *a == media_type || *a == "*/*");
+    single && !takes_it
+}
+
+async fn get_manifest(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> V2Result<HttpResponse> {
+    let (name, reference) = path.into_inner();
+    let name = Name::parse(&name)?;
+    authorize(&state, &req, &name, Access::Read).await?;
+    let reference = Reference::parse(&reference)?;
+    let mut found: StoredManifest = state
+        .repos
+        .manifest(&name.repo, &reference)
+        .await?
+        .ok_or_else(manifest_unknown)?;
+    if manifest::is_index(&found.media_type) && wants_single(&req, &found.media_type) {
+        if let Some(child) = manifest::pick_platform(&found.body) {
+            if let Some(m) = state.repos.manifest(&name.repo, &Reference::Digest(child)).await? {
+                found = m;
+            }
+        }
+    }
+    Ok(HttpResponse::Ok()
+        .content_type(found.media_type.as_str())
+        .insert_header(("Docker-Content-Digest", found.digest.to_string()))
+        .insert_header((header::ETAG, format!("\"{}\"", found.digest)))
+        .body(found.body))
+}
+
+async fn read_body(mut payload: web::Payload) -> V2Result<web::Bytes> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| AppError::new(Kind::ManifestInvalid, format!("upload interrupted: {e}")))?;
+        if body.len() + chunk.len() > MAX_MANIFEST_BYTES {
+            return Err(AppError::new(
+                Kind::TooLarge,
+                format!("manifest larger than {MAX_MANIFEST_BYTES} bytes"),
+            )
+            .into());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+async fn put_manifest(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> V2Result<HttpResponse> {
+    let (name, reference) = path.into_inner();
+    let name = Name::parse(&name)?;
+    let who = authorize(&state, &req, &name, Access::Write).await?;
+    let reference = Reference::parse(&reference)?;
+    let body = read_body(payload).await?;
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let parsed = manifest::parse(&body, content_type)?;
+    let algo = match &reference {
+        Reference::Digest(d) => d.algorithm(),
+        Reference::Tag(_) => Algorithm::Sha256,
+    };
+    let digest = parsed.digest(&body, algo);
+    if let Reference::Digest(d) = &reference {
+        if d != &digest {
+            return Err(AppError::new(
+                Kind::DigestInvalid,
+                format!("manifest digest {digest} does not match {d}"),
+            )
+            .into());
+        }
+    }
+    let mut missing: Vec<String> = Vec::new();
+    for blob in &parsed.blobs {
+        if state.repos.blob(&name.repo, blob).await?.is_none() {
+            missing.push(blob.to_string());
+        }
+    }
+    for child in &parsed.manifests {
+        if !state.repos.has_manifest(&name.repo, child).await? {
+            missing.push(child.to_string());
+        }
+    }
+    if !missing.is_empty() {
+        return Err(AppError::new(
+            Kind::ManifestBlobUnknown,
+            format!("manifest references unknown blobs: {}", missing.join(", ")),
+        )
+        .into());
+    }
+    let mut tags: Vec<TagName> = Vec::new();
+    if let Reference::Tag(t) = &reference {
+        tags.push(t.clone());
+    }
+    for extra in query_all(&req, "tag") {
+        tags.push(TagName::parse(&extra).map_err(|e| AppError::new(Kind::TagInvalid, e.message))?);
+    }
+    state
+        .repos
+        .put_manifest(&name.repo, &digest, &parsed.media_type, body.clone())
+        .await?;
+    if let Some(subject) = &parsed.subject {
+        let desc = parsed.referrer(&digest, body.len() as u64);
+        state.repos.add_referrer(&name.repo, &subject.digest, &desc).await?;
+    }
+    for t in &tags {
+        state.repos.tag(&name.repo, t, &digest).await?;
+    }
+    ensure_record(&state, &who, &name.repo).await?;
+    let mut resp = HttpResponse::Created();
+    resp.insert_header((header::LOCATION, format!("/v2/{}/manifests/{digest}", name.raw)))
+        .insert_header(("Docker-Content-Digest", digest.to_string()));
+    if let Some(subject) = &parsed.subject {
+        resp.insert_header(("OCI-Subject", subject.digest.to_string()));
+    }
+    if matches!(reference, Reference::Digest(_)) && !tags.is_empty() {
+        let list: Vec<&str> = tags.iter().map(|t| t.as_str()).collect();
+        resp.insert_header(("OCI-Tag", list.join(", ")));
+    }
+    Ok(resp.finish())
+}
+
+async fn delete_manifest(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> V2Result<HttpResponse> {
+    let (name, reference) = path.into_inner();
+    let name = Name::parse(&name)?;
+    authorize(&state, &req, &name, Access::Delete).await?;
+    match Reference::parse(&reference)? {
+        Reference::Tag(t) => {
+            if !state.repos.untag(&name.repo, &t).await? {
+                return Err(manifest_unknown().into());
+            }
+        }
+        Reference::Digest(d) => {
+            let stored = state.repos.manifest(&name.repo, &Reference::Digest(d.clone())).await?;
+            let stored = stored.ok_or_else(manifest_unknown)?;
+            if let Ok(parsed) = manifest::parse(&stored.body, &stored.media_type) {
+                if let Some(subject) = parsed.subject {
+                    state.repos.remove_referrer(&name.repo, &subject.digest, &d).await?;
+                }
+            }
+            state.repos.delete_manifest(&name.repo, &d).await?;
+        }
+    }
+    Ok(HttpResponse::Accepted().finish())
+}

@@ -1,0 +1,143 @@
+//! The OCI Distribution (v2) API on the same storage, users and access rules as v1.
+
+mod base;
+mod blobs;
+mod discovery;
+mod manifests;
+mod token;
+mod uploads;
+
+use crate::auth::Identity;
+use crate::error::{AppError, Kind, V2Error};
+use crate::index::Access;
+use crate::registry::names::RepoName;
+use crate::state::AppState;
+use actix_web::{middleware::DefaultHeaders, web, HttpRequest};
+
+pub type V2Result<T> = Result<T, V2Error>;
+
+pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
+    if !state.config.v2.enabled {
+        return;
+    }
+    let mut scope = web::scope("/v2")
+        .wrap(DefaultHeaders::new().add(("Docker-Distribution-API-Version", "registry/2.0")))
+        .configure(base::configure)
+        .configure(token::configure);
+    if state.config.registry {
+        scope = scope
+            .configure(discovery::configure_catalog)
+            .configure(uploads::configure)
+            .configure(blobs::configure)
+            .configure(manifests::configure)
+            .configure(discovery::configure);
+    }
+    cfg.service(scope);
+}
+
+/// The repository named in the URL, as the client spelled it and as Skiff names it.
+pub struct Name {
+    pub raw: String,
+    pub repo: RepoName,
+}
+
+impl Name {
+    pub fn parse(raw: &str) -> V2Result<Name> {
+        let repo = RepoName::parse(raw)
+            .map_err(|_| AppError::new(Kind::NameInvalid, format!("invalid repository name {raw:?}")))?;
+        Ok(Name {
+            raw: raw.to_string(),
+            repo,
+        })
+    }
+}
+
+/// `Bearer realm=...,service=...[,scope=...]`: where to get a token, and for what.
+pub fn challenge(state: &AppState, req: &HttpRequest, scope: Option<String>, error: Option<&str>) -> String {
+    let realm = if state.config.standalone {
+        let info = req.connection_info();
+        format!("{}://{}/v2/token", info.scheme(), info.host())
+    } else {
+        format!("{}/v2/token", state.config.index_endpoint.trim_end_matches('/'))
+    };
+    let mut c = format!("Bearer realm=\"{realm}\",service=\"{}\"", state.config.v2.service);
+    if let Some(s) = scope {
+        c.push_str(&format!(",scope=\"{s}\""));
+    }
+    if let Some(e) = error {
+        c.push_str(&format!(",error=\"{e}\""));
+    }
+    c
+}
+
+fn actions(access: Access) -> &'static str {
+    match access {
+        Access::Read => "pull",
+        Access::Write => "pull,push",
+        Access::Delete => "delete",
+    }
+}
+
+/// Who is calling, and may they do `access` on the repository. A 401 carries the Bearer
+/// challenge for exactly the scope the request needs; a repository the caller may not see is
+/// `NAME_UNKNOWN`, as if it did not exist.
+pub async fn authorize(state: &AppState, req: &HttpRequest, name: &Name, access: Access) -> V2Result<Identity> {
+    let scope = format!("repository:{}:{}", name.raw, actions(access));
+    let who = match state.gate.identify(req).await {
+        Ok(w) => w,
+        Err(e) if e.kind == Kind::Unauthorized => {
+            return Err(V2Error {
+                error: e,
+                challenge: Some(challenge(state, req, Some(scope), None)),
+            })
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match state.gate.check(&who, &name.repo, access).await {
+        Ok(()) => Ok(who),
+        Err(e) if e.kind == Kind::Unauthorized => {
+            let error = matches!(who, Identity::Bearer(_)).then_some("insufficient_scope");
+            Err(V2Error {
+                error: e,
+                challenge: Some(challenge(state, req, Some(scope), error)),
+            })
+        }
+        Err(e) if e.kind == Kind::NotFound => {
+            Err(AppError::new(Kind::NameUnknown, "repository name not known to registry").into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Gives a repository that receives v2 content an index record (owner, visibility), so it shows
+/// in search and follows the same rules as v1 repositories.
+pub async fn ensure_record(state: &AppState, who: &Identity, repo: &RepoName) -> V2Result<()> {
+    if let Some(ix) = state.gate.index() {
+        let owner = who
+            .username()
+            .filter(|u| !u.is_empty())
+            .unwrap_or(repo.namespace())
+            .to_string();
+        let (ix, name) = (ix.clone(), repo.clone());
+        ix.run(move |ix| {
+            if ix.repo(&name)?.is_none() {
+                ix.upsert_repo(&name, &owner, |_| {})?;
+            }
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// All values of a query parameter (`tag` and `scope` may repeat).
+pub fn query_all(req: &HttpRequest, key: &str) -> Vec<String> {
+    form_urlencoded::parse(req.query_string().as_bytes())
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+        .collect()
+}
+
+pub fn query_one(req: &HttpRequest, key: &str) -> Option<String> {
+    query_all(req, key).into_iter().next()
+}

@@ -1,0 +1,172 @@
+//! Blob uploads: `POST /v2/{name}/blobs/uploads/` (session, monolithic `?digest=`, or
+//! `?mount=&from=`), `PATCH` chunks, `PUT ?digest=` to close, `GET` status, `DELETE` to cancel.
+
+use super::{authorize, ensure_record, query_one, Name, V2Result};
+use crate::auth::Identity;
+use crate::error::{AppError, Kind};
+use crate::index::Access;
+use crate::registry::digest::{Algorithm, Digest};
+use crate::state::AppState;
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/{name:.+}/blobs/uploads/", web::post().to(start))
+        .route("/{name:.+}/blobs/uploads", web::post().to(start))
+        .service(
+            web::resource("/{name:.+}/blobs/uploads/{uuid}")
+                .route(web::get().to(status))
+                .route(web::patch().to(patch))
+                .route(web::put().to(close))
+                .route(web::delete().to(cancel)),
+        );
+}
+
+fn created(name: &Name, digest: &Digest) -> HttpResponse {
+    HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/v2/{}/blobs/{digest}", name.raw)))
+        .insert_header(("Docker-Content-Digest", digest.to_string()))
+        .finish()
+}
+
+/// `Range: 0-<last byte>` as the registry reports progress (`0-0` when empty, like Distribution).
+fn progress(offset: u64) -> String {
+    format!("0-{}", offset.saturating_sub(1))
+}
+
+fn in_progress(status: actix_web::http::StatusCode, name: &Name, uuid: &str, offset: u64) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::LOCATION, format!("/v2/{}/blobs/uploads/{uuid}", name.raw)))
+        .insert_header(("Docker-Upload-UUID", uuid.to_string()))
+        .insert_header((header::RANGE, progress(offset)))
+        .insert_header((header::CONTENT_LENGTH, 0))
+        .finish()
+}
+
+async fn link(state: &AppState, who: &Identity, name: &Name, digest: &Digest) -> V2Result<()> {
+    state.repos.link_blob(&name.repo, digest).await?;
+    ensure_record(state, who, &name.repo).await
+}
+
+async fn start(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Payload,
+) -> V2Result<HttpResponse> {
+    let name = Name::parse(&path)?;
+    let who = authorize(&state, &req, &name, Access::Write).await?;
+
+    if let Some(mount) = query_one(&req, "mount") {
+        let digest: Digest = mount.parse()?;
+        if let Some(from) = query_one(&req, "from") {
+            // Mount only what the caller may read; otherwise fall back to a plain upload.
+            if let Ok(from) = Name::parse(&from) {
+                let readable = state.gate.check(&who, &from.repo, Access::Read).await.is_ok();
+                if readable && state.repos.blob(&from.repo, &digest).await?.is_some() {
+                    link(&state, &who, &name, &digest).await?;
+                    return Ok(created(&name, &digest));
+                }
+            }
+        }
+    } else if let Some(digest) = query_one(&req, "digest") {
+        let digest: Digest = digest.parse()?;
+        state.uploads.put_monolithic(&digest, body).await?;
+        link(&state, &who, &name, &digest).await?;
+        return Ok(created(&name, &digest));
+    }
+    let algo = match query_one(&req, "digest-algorithm").as_deref() {
+        None | Some("sha256") => Algorithm::Sha256,
+        Some("sha512") => Algorithm::Sha512,
+        Some(other) => {
+            return Err(AppError::new(Kind::DigestInvalid, format!("unsupported digest algorithm {other:?}")).into())
+        }
+    };
+    let uuid = state.uploads.start(&name.repo, algo).await?;
+    Ok(in_progress(actix_web::http::StatusCode::ACCEPTED, &name, &uuid, 0))
+}
+
+/// `Content-Range: <start>-<end>` (also accepts the `bytes <start>-<end>/<total>` form).
+fn content_range(req: &HttpRequest) -> V2Result<Option<(u64, u64)>> {
+    let Some(v) = req.headers().get(header::CONTENT_RANGE) else {
+        return Ok(None);
+    };
+    let bad = || AppError::new(Kind::RangeNotSatisfiable, "invalid Content-Range");
+    let v = v.to_str().map_err(|_| bad())?.trim();
+    let v = v.strip_prefix("bytes ").unwrap_or(v);
+    let v = v.split('/').next().unwrap_or(v);
+    let (a, b) = v.split_once('-').ok_or_else(bad)?;
+    Ok(Some((
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    )))
+}
+
+async fn patch(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Payload,
+) -> V2Result<HttpResponse> {
+    let (name, uuid) = path.into_inner();
+    let name = Name::parse(&name)?;
+    authorize(&state, &req, &name, Access::Write).await?;
+    let range = content_range(&req)?;
+    let session = state.uploads.get(&name.repo, &uuid).await?;
+    let mut session = session.lock().await;
+    let offset = state.uploads.append(&mut session, range, body).await?;
+    Ok(in_progress(actix_web::http::StatusCode::ACCEPTED, &name, &uuid, offset))
+}
+
+async fn close(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Payload,
+) -> V2Result<HttpResponse> {
+    let (name, uuid) = path.into_inner();
+    let name = Name::parse(&name)?;
+    let who = authorize(&state, &req, &name, Access::Write).await?;
+    let digest: Digest = query_one(&req, "digest")
+        .ok_or_else(|| AppError::new(Kind::DigestInvalid, "the digest query parameter is required"))?
+        .parse()?;
+    let range = content_range(&req)?;
+    let session = state.uploads.get(&name.repo, &uuid).await?;
+    let mut session = session.lock().await;
+    state.uploads.append(&mut session, range, body).await?;
+    state.uploads.finish(&mut session, &digest).await?;
+    link(&state, &who, &name, &digest).await?;
+    Ok(created(&name, &digest))
+}
+
+async fn status(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> V2Result<HttpResponse> {
+    let (name, uuid) = path.into_inner();
+    let name = Name::parse(&name)?;
+    authorize(&state, &req, &name, Access::Write).await?;
+    let session = state.uploads.get(&name.repo, &uuid).await?;
+    let offset = session.lock().await.offset;
+    Ok(in_progress(
+        actix_web::http::StatusCode::NO_CONTENT,
+        &name,
+        &uuid,
+        offset,
+    ))
+}
+
+async fn cancel(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> V2Result<HttpResponse> {
+    let (name, uuid) = path.into_inner();
+    let name = Name::parse(&name)?;
+    authorize(&state, &req, &name, Access::Write).await?;
+    let session = state.uploads.get(&name.repo, &uuid).await?;
+    let mut session = session.lock().await;
+    state.uploads.remove(&mut session).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
