@@ -30,6 +30,12 @@ enum Command {
     /// Manage user accounts (the server must be stopped: sled holds one process per database).
     #[command(subcommand)]
     User(UserCommand),
+    /// Delete blobs nothing refers to any more (run it with the server stopped).
+    Gc {
+        /// Only report what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Show the effective configuration or check it.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -98,6 +104,7 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config),
         Command::User(cmd) => user(config, cmd),
+        Command::Gc { dry_run } => gc(config, dry_run),
         Command::Config(ConfigCommand::Show) => {
             print!("{}", config.to_toml());
             Ok(())
@@ -120,6 +127,26 @@ fn serve(config: Config) -> Result<(), String> {
     actix_web::rt::System::new()
         .block_on(skiff::run(config))
         .map_err(|e| e.to_string())
+}
+
+fn gc(config: Config, dry_run: bool) -> Result<(), String> {
+    // Holding the index lock guarantees a standalone server is not running meanwhile.
+    let _lock = if config.standalone {
+        Some(Index::open(&config.index_db_path(), config.index.pbkdf2_rounds).map_err(|e| e.to_string())?)
+    } else {
+        eprintln!("skiff: standalone = false: make sure this registry is stopped while gc runs");
+        None
+    };
+    let storage = skiff::storage::Storage::existing(&config.storage_root());
+    let report = skiff::registry::gc::collect(&storage, dry_run).map_err(|e| format!("gc failed: {e}"))?;
+    println!(
+        "{} {} blobs ({} bytes), kept {}",
+        if dry_run { "would remove" } else { "removed" },
+        report.removed,
+        report.removed_bytes,
+        report.kept
+    );
+    Ok(())
 }
 
 fn read_password() -> Result<String, String> {

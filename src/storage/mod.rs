@@ -40,6 +40,13 @@ impl Storage {
         })
     }
 
+    /// The storage at `root` as it is, without start-up clean-up (for offline tools).
+    pub fn existing(root: &Path) -> Storage {
+        Storage {
+            root: root.to_path_buf(),
+        }
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }

@@ -5,5 +5,6 @@ mod common;
 mod access;
 mod cli;
 mod durability;
+mod gc;
 mod v1_errors;
 mod v1_flows;
