@@ -1,5 +1,6 @@
 //! HTTP: mounts the protocols on one actix `App`. Each module exposes `configure`.
 
+pub mod ui;
 pub mod v1;
 pub mod v2;
 
@@ -12,6 +13,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         .app_data(web::PayloadConfig::default().limit(8 << 20));
     v1::configure(cfg, &state);
     v2::configure(cfg, &state);
+    if state.config.standalone {
+        ui::configure(cfg);
+    }
     cfg.default_service(web::to(not_found));
 }
 

@@ -6,5 +6,6 @@ mod access;
 mod cli;
 mod durability;
 mod gc;
+mod ui;
 mod v1_errors;
 mod v1_flows;
