@@ -1,5 +1,6 @@
 //! HTTP: mounts the protocols on one actix `App`. Each module exposes `configure`.
 
+pub mod metrics;
 pub mod v1;
 
 use crate::state::AppState;
@@ -10,6 +11,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         .app_data(web::JsonConfig::default().limit(4 << 20))
         .app_data(web::PayloadConfig::default().limit(8 << 20));
     v1::configure(cfg, &state);
+    metrics::configure(cfg);
     cfg.default_service(web::to(not_found));
 }
 
