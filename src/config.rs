@@ -208,6 +208,12 @@ impl Config {
                 ));
             }
         }
+        if !self.registry && self.index.endpoints.is_empty() {
+            return Err(invalid(
+                "index.endpoints",
+                "an index-only process (registry = false) must list the registries holding the data",
+            ));
+        }
         if self.index.token_ttl_secs == 0 {
             return Err(invalid("index.token_ttl_secs", "must be at least 1"));
         }
