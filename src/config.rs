@@ -187,11 +187,15 @@ impl Config {
         })?;
         if !self.standalone {
             let ep = &self.index_endpoint;
-            if !(ep.starts_with("http://") || ep.starts_with("https://")) {
-                return Err(invalid(
-                    "index_endpoint",
-                    "standalone = false needs the external index's URL, like http://index.lan:5000",
-                ));
+            if !ep.starts_with("http://") {
+                // No TLS stack is built in (reqwest without a TLS feature): refuse at start
+                // rather than fail every token check later.
+                let reason = if ep.starts_with("https://") {
+                    "https is not supported for the index yet; use http://, e.g. on a trusted LAN"
+                } else {
+                    "standalone = false needs the external index's URL, like http://index.lan:5000"
+                };
+                return Err(invalid("index_endpoint", reason));
             }
             if !self.registry {
                 return Err(invalid(
@@ -199,6 +203,12 @@ impl Config {
                     "a process with standalone = false must serve the registry",
                 ));
             }
+        }
+        if !self.registry && self.index.endpoints.is_empty() {
+            return Err(invalid(
+                "index.endpoints",
+                "an index-only process (registry = false) must list the registries holding the data",
+            ));
         }
         if self.index.token_ttl_secs == 0 {
             return Err(invalid("index.token_ttl_secs", "must be at least 1"));

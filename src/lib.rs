@@ -27,11 +27,14 @@ pub enum StartError {
     Storage(String, std::io::Error),
     #[error("cannot listen on {0}: {1}")]
     Bind(String, std::io::Error),
+    #[error("{0}")]
+    Delegate(String),
     #[error("server error: {0}")]
     Serve(std::io::Error),
 }
 
-/// Opens what this process's roles need: the index when standalone, storage when a registry.
+/// Opens what this process's roles need: the index when standalone, storage when a registry,
+/// and the client of the external index when delegated.
 pub fn open_state(config: Config) -> Result<AppState, StartError> {
     let index = if config.standalone {
         Some(index::Index::open(&config.index_db_path(), config.index.pbkdf2_rounds)?)
@@ -55,7 +58,12 @@ pub fn open_state(config: Config) -> Result<AppState, StartError> {
         &config.v2.service,
         std::time::Duration::from_secs(config.delegate.timeout_secs),
     );
-    Ok(AppState::new(config, gate, storage))
+    let mut state = AppState::new(config, gate, storage);
+    if !state.config.standalone {
+        let remote = auth::remote::RemoteIndex::new(&state.config, state.gate.stats()).map_err(StartError::Delegate)?;
+        state.gate.set_remote(remote);
+    }
+    Ok(state)
 }
 
 pub async fn run(config: Config) -> Result<(), StartError> {

@@ -1,10 +1,14 @@
 //! The gate: every access decision of v1, v2 and the UI goes through here. It answers two
 //! questions: who is calling (Basic credentials, a v1 Token, a v2 Bearer JWT), and may they read,
 //! write or delete repository R. Handlers never decide access themselves.
+//!
+//! With `standalone = false` there is no local index: a v1 token becomes an unchecked
+//! [`Identity::Delegated`] claim, and every `check` asks the external index (see [`remote`]).
 
 pub mod jwt;
 pub mod password;
 pub mod policy;
+pub mod remote;
 
 use crate::error::{AppError, AppResult};
 use crate::index::{Access, Index, Repo, TokenGrant};
@@ -14,6 +18,7 @@ use actix_web::http::header;
 use actix_web::HttpRequest;
 use base64::Engine;
 use password::CredentialCache;
+use remote::{DelegateStats, RemoteIndex, TokenClaim};
 use std::sync::Arc;
 
 /// The caller, once their credentials have been checked.
@@ -25,6 +30,9 @@ pub enum Identity {
     Token(TokenGrant),
     /// A v2 bearer token (JWT) listing repositories and actions, on behalf of `sub`.
     Bearer(jwt::Claims),
+    /// A v1 token on a delegated registry: unchecked until the external index confirms an
+    /// access (every `check` asks it, through a short cache).
+    Delegated(TokenClaim),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +45,7 @@ impl Identity {
     /// The account acting, if any (a token acts for the user it was issued to).
     pub fn username(&self) -> Option<&str> {
         match self {
-            Identity::Anonymous => None,
+            Identity::Anonymous | Identity::Delegated(_) => None,
             Identity::User(p) => Some(&p.name),
             Identity::Token(g) => Some(&g.user),
             Identity::Bearer(c) => Some(&c.sub),
@@ -59,7 +67,7 @@ pub enum Credentials {
 
 impl Credentials {
     pub fn from_request(req: &HttpRequest) -> Credentials {
-        match req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        match authorization(req) {
             Some(v) => Credentials::parse(v),
             None => Credentials::None,
         }
@@ -98,8 +106,22 @@ impl Credentials {
     }
 }
 
+fn authorization(req: &HttpRequest) -> Option<&str> {
+    req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+}
+
+/// Who uploads an image, and the repository a token pushes it into (new images join it).
+#[derive(Debug, Clone)]
+pub struct Uploader {
+    pub name: String,
+    pub repo: Option<RepoName>,
+}
+
 pub struct Gate {
     index: Option<Index>,
+    /// The external index, when `standalone = false`.
+    remote: Option<RemoteIndex>,
+    stats: Arc<DelegateStats>,
     cache: Arc<CredentialCache>,
     /// Signs v2 tokens (the index role only).
     signer: Option<jwt::Signer>,
@@ -115,6 +137,8 @@ impl Gate {
     pub fn new(index: Option<Index>) -> Gate {
         Gate {
             index,
+            remote: None,
+            stats: Arc::new(DelegateStats::default()),
             cache: Arc::new(CredentialCache::default()),
             signer: None,
             verifier: std::sync::RwLock::new(None),
@@ -187,6 +211,20 @@ impl Gate {
         Ok(v)
     }
 
+    /// Delegates token checks to an external index (`standalone = false`).
+    pub fn set_remote(&mut self, remote: RemoteIndex) {
+        self.remote = Some(remote);
+    }
+
+    pub fn remote(&self) -> Option<&RemoteIndex> {
+        self.remote.as_ref()
+    }
+
+    /// Delegated-decision counters (both roles), shared with the remote index client.
+    pub fn stats(&self) -> Arc<DelegateStats> {
+        self.stats.clone()
+    }
+
     pub fn index(&self) -> Option<&Index> {
         self.index.as_ref()
     }
@@ -199,7 +237,21 @@ impl Gate {
 
     /// Who is calling. Bad credentials are an error (401 or 403), never silently anonymous.
     pub async fn identify(&self, req: &HttpRequest) -> AppResult<Identity> {
-        match Credentials::from_request(req) {
+        let creds = Credentials::from_request(req);
+        if let Some(remote) = &self.remote {
+            // No local users or tokens here: only the index can vouch for a token.
+            return match creds {
+                Credentials::None => Ok(Identity::Anonymous),
+                Credentials::Token(sigs) => Ok(Identity::Delegated(TokenClaim::new(
+                    authorization(req).unwrap_or_default(),
+                    &sigs,
+                ))),
+                Credentials::Basic { .. } => Err(remote.token_required()),
+                // v2 tokens are signed by the index: verified here with its public key.
+                Credentials::Bearer(token) => self.verifier().await?.verify(&token).map(Identity::Bearer),
+            };
+        }
+        match creds {
             Credentials::None => Ok(Identity::Anonymous),
             Credentials::Basic { user, password } => self.login(&user, &password).await.map(Identity::User),
             Credentials::Token(sigs) => self.token(sigs).await.map(Identity::Token),
@@ -270,8 +322,33 @@ impl Gate {
     /// May `who` do `access` on `repo`? Err is the answer to give: 401, 403, or 404 where the
     /// repository must stay invisible.
     pub async fn check(&self, who: &Identity, repo: &RepoName, access: Access) -> AppResult<()> {
+        if let Some(remote) = &self.remote {
+            return match who {
+                Identity::Delegated(claim) => remote.confirm(claim, repo, access).await.map(drop),
+                // The JWT itself lists what the index granted; no round trip needed.
+                Identity::Bearer(_) => policy::decide(who, repo, None, access),
+                _ => Err(remote.token_required()),
+            };
+        }
         let meta = self.repo_meta(repo).await?;
         policy::decide(who, repo, meta.as_ref(), access)
+    }
+
+    /// Delegated mode: the index confirms `access` on the repository the token claims.
+    async fn confirm_claimed(
+        remote: &RemoteIndex,
+        who: &Identity,
+        access: Access,
+    ) -> AppResult<(RepoName, remote::Confirmed)> {
+        let Identity::Delegated(claim) = who else {
+            return Err(remote.token_required());
+        };
+        let repo = claim
+            .claimed_repo()
+            .ok_or_else(|| AppError::unauthorized("Token names no repository"))?
+            .clone();
+        let confirmed = remote.confirm(claim, &repo, access).await?;
+        Ok((repo, confirmed))
     }
 
     /// Like `check`, as a yes/no (for filtering lists).
@@ -284,6 +361,15 @@ impl Gate {
     /// An image is readable by its uploader, admins, and readers of any repository it belongs
     /// to. Everyone else gets 404: the image does not exist for them.
     pub async fn check_image_read(&self, who: &Identity, images: &Images, id: &ImageId) -> AppResult<()> {
+        if let Some(remote) = &self.remote {
+            // Image routes name no repository: the token's own, once confirmed, must hold it.
+            let (repo, _) = Self::confirm_claimed(remote, who, Access::Read).await?;
+            return if images.repos(id).await?.contains(&repo) {
+                Ok(())
+            } else {
+                Err(AppError::not_found("Image not found"))
+            };
+        }
         if who.is_admin() {
             return Ok(());
         }
@@ -300,16 +386,28 @@ impl Gate {
         Err(AppError::not_found("Image not found"))
     }
 
-    /// Image uploads need an account: a user, or a token with write access. Returns the uploader.
-    pub fn check_image_write<'a>(&self, who: &'a Identity) -> AppResult<&'a str> {
+    /// Image uploads need an account: a user, or a token with write access.
+    pub async fn check_image_write(&self, who: &Identity) -> AppResult<Uploader> {
+        if let Some(remote) = &self.remote {
+            let (repo, confirmed) = Self::confirm_claimed(remote, who, Access::Write).await?;
+            // A foreign index may not say whose token it is; `@repo` can never be a username.
+            let name = confirmed.user.unwrap_or_else(|| format!("@{repo}"));
+            return Ok(Uploader { name, repo: Some(repo) });
+        }
         match who {
-            Identity::Anonymous => Err(AppError::unauthorized("Requires authorization")),
+            Identity::Anonymous | Identity::Delegated(_) => Err(AppError::unauthorized("Requires authorization")),
             Identity::Token(g) if g.access != Access::Write => Err(AppError::unauthorized(format!(
                 "Token grants {} access, not write",
                 g.access.as_str()
             ))),
-            Identity::Token(g) => Ok(&g.user),
-            Identity::User(p) => Ok(&p.name),
+            Identity::Token(g) => Ok(Uploader {
+                name: g.user.clone(),
+                repo: RepoName::parse(&g.repo).ok(),
+            }),
+            Identity::User(p) => Ok(Uploader {
+                name: p.name.clone(),
+                repo: None,
+            }),
             Identity::Bearer(_) => Err(AppError::unauthorized("bearer tokens are for the v2 API")),
         }
     }

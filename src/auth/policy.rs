@@ -48,6 +48,8 @@ pub fn decide(who: &Identity, repo: &RepoName, meta: Option<&Repo>, access: Acce
                 )))
             }
         }
+        // Checked by the external index in `Gate::check`, never here: refuse if it gets here.
+        Identity::Delegated(_) => Err(AppError::unauthorized("Token not checked by the index")),
         Identity::Anonymous => match access {
             Access::Read if !private => Ok(()),
             Access::Read => Err(hidden()),

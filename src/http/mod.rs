@@ -1,5 +1,6 @@
 //! HTTP: mounts the protocols on one actix `App`. Each module exposes `configure`.
 
+pub mod metrics;
 pub mod ui;
 pub mod v1;
 pub mod v2;
@@ -16,6 +17,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
     if state.config.standalone {
         ui::configure(cfg);
     }
+    metrics::configure(cfg);
     cfg.default_service(web::to(not_found));
 }
 

@@ -4,6 +4,7 @@ mod common;
 
 mod access;
 mod cli;
+mod delegated;
 mod durability;
 mod gc;
 mod ui;

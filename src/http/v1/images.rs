@@ -37,13 +37,14 @@ fn cacheable(status: StatusCode) -> actix_web::HttpResponseBuilder {
     b
 }
 
-/// Who is asking, and may they read this complete image.
+/// Who is asking, and may they read this complete image. The access check comes first, so a
+/// token is checked (by the index, when delegated) before anything about the image is told.
 async fn readable(state: &AppState, req: &HttpRequest, id: &ImageId) -> AppResult<Identity> {
     let who = state.gate.identify(req).await?;
+    state.gate.check_image_read(&who, &state.images, id).await?;
     if !state.images.exists(id).await? {
         return Err(AppError::not_found("Image not found"));
     }
-    state.gate.check_image_read(&who, &state.images, id).await?;
     state.images.require_complete(id).await?;
     Ok(who)
 }
@@ -71,7 +72,7 @@ async fn put_json(
 ) -> AppResult<HttpResponse> {
     let id = ImageId::parse(&id)?;
     let who = state.gate.identify(&req).await?;
-    let uploader = state.gate.check_image_write(&who)?.to_string();
+    let uploader = state.gate.check_image_write(&who).await?;
     let parent = parse_image_json(&id, &body)?;
     if let Some(p) = &parent {
         if !state.images.exists(p).await? {
@@ -81,12 +82,13 @@ async fn put_json(
             return Err(AppError::bad_request("Image depends on an unauthorized parent"));
         }
     }
-    state.images.put_json(&id, body, parent.as_ref(), &uploader).await?;
-    if let Identity::Token(grant) = &who {
+    state
+        .images
+        .put_json(&id, body, parent.as_ref(), &uploader.name)
+        .await?;
+    if let Some(repo) = &uploader.repo {
         // A token names the repository the image is pushed into.
-        if let Ok(repo) = crate::registry::names::RepoName::parse(&grant.repo) {
-            state.tags.add_member(&repo, &id).await?;
-        }
+        state.tags.add_member(repo, &id).await?;
     }
     Ok(ok_true())
 }
@@ -99,7 +101,7 @@ async fn put_layer(
 ) -> AppResult<HttpResponse> {
     let id = ImageId::parse(&id)?;
     let who = state.gate.identify(&req).await?;
-    let uploader = state.gate.check_image_write(&who)?.to_string();
+    let uploader = state.gate.check_image_write(&who).await?.name;
     state.images.put_layer(&id, &uploader, body).await?;
     Ok(ok_true())
 }
@@ -107,7 +109,7 @@ async fn put_layer(
 async fn put_checksum(state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>) -> AppResult<HttpResponse> {
     let id = ImageId::parse(&id)?;
     let who = state.gate.identify(&req).await?;
-    let uploader = state.gate.check_image_write(&who)?;
+    let uploader = state.gate.check_image_write(&who).await?.name;
     if let crate::registry::images::ImageState::InProgress { uploader: u } = state.images.state(&id).await? {
         if u != uploader {
             return Err(AppError::conflict("Image is being uploaded by another user"));

@@ -23,6 +23,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
         .route("/_ping", web::head().to(ping::ping));
     if registry {
         scope = scope.configure(images::configure).configure(tags::configure);
+    } else {
+        // Mounted before the index's `/repositories/{repo}` routes, which would otherwise
+        // swallow `.../tags` as part of a repository name.
+        scope = scope.configure(ping::no_registry_routes);
     }
     if index {
         scope = scope.configure(users::configure).configure(search::configure);

@@ -30,3 +30,28 @@ pub async fn no_index(state: web::Data<AppState>) -> HttpResponse {
         }),
     )
 }
+
+/// Registry routes on an index-only process (`registry = false`).
+pub fn no_registry_routes(cfg: &mut web::ServiceConfig) {
+    for path in [
+        "/images/{rest:.*}",
+        "/repositories/{repo:.+}/tags",
+        "/repositories/{repo:.+}/tags/{rest:.*}",
+        "/repositories/{repo:.+}/json",
+    ] {
+        cfg.route(path, web::to(no_registry));
+    }
+}
+
+/// Say where the data is: the registries this index sends clients to.
+pub async fn no_registry(state: web::Data<AppState>) -> HttpResponse {
+    super::json(
+        StatusCode::NOT_FOUND,
+        &serde_json::json!({
+            "error": format!(
+                "This server is an index only (registry = false); the data is on the registries at {}",
+                state.config.index.endpoints.join(", ")
+            )
+        }),
+    )
+}

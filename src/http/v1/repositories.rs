@@ -240,7 +240,8 @@ struct AuthQuery {
 }
 
 /// `PUT /v1/repositories/{repo}/auth`: does this token grant (the given) access to this
-/// repository? Registries in delegated mode ask this. 200 `"OK"`, 401, or 403.
+/// repository? Registries in delegated mode ask this. 200 `"OK"`, 401, or 403; each answer is
+/// logged at debug level and counted on `/metrics`.
 async fn check_auth(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -248,14 +249,35 @@ async fn check_auth(
     query: web::Query<AuthQuery>,
 ) -> AppResult<HttpResponse> {
     index(&state)?;
-    let repo = RepoName::parse(&path)?;
-    let Identity::Token(grant) = state.gate.identify(&req).await? else {
+    let wanted = query.access.as_deref().unwrap_or("(the token's)");
+    let answer = token_answer(&state, &req, &path, query.access.as_deref()).await;
+    state.gate.stats().index_answer(answer.is_ok());
+    match &answer {
+        Ok(_) => log::debug!("token check from a registry: {wanted} on {path}: granted"),
+        Err(e) => log::debug!("token check from a registry: {wanted} on {path}: refused: {e}"),
+    }
+    let grant = answer?;
+    Ok(super::no_cache(HttpResponse::Ok())
+        .insert_header(("X-Docker-Token-Access", grant.access.as_str()))
+        .insert_header(("X-Docker-Token-Expires", grant.expires.to_string()))
+        .insert_header(("X-Docker-Token-User", grant.user))
+        .json("OK"))
+}
+
+async fn token_answer(
+    state: &AppState,
+    req: &HttpRequest,
+    path: &str,
+    access: Option<&str>,
+) -> AppResult<crate::index::TokenGrant> {
+    let repo = RepoName::parse(path)?;
+    let Identity::Token(grant) = state.gate.identify(req).await? else {
         return Err(AppError::unauthorized("A token is required"));
     };
     if grant.repo != repo.as_str() {
         return Err(AppError::forbidden("Token is not valid for this repository"));
     }
-    let wanted = match query.access.as_deref() {
+    let wanted = match access {
         None => grant.access,
         Some(a) => Access::parse(a).ok_or_else(|| AppError::bad_request(format!("Unknown access {a:?}")))?,
     };
@@ -266,10 +288,7 @@ async fn check_auth(
             wanted.as_str()
         )));
     }
-    Ok(super::no_cache(HttpResponse::Ok())
-        .insert_header(("X-Docker-Token-Access", grant.access.as_str()))
-        .insert_header(("X-Docker-Token-Expires", grant.expires.to_string()))
-        .json("OK"))
+    Ok(grant)
 }
 
 async fn get_properties(

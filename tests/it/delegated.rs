@@ -1,0 +1,567 @@
+//! Delegated mode: an index process I and registry processes R (standalone = false,
+//! index_endpoint = I) on random ports. Tokens issued by I open R; forged, expired, wrong-repo
+//! and read-only tokens do not; R fails closed and fast when I is gone, slow or talks nonsense,
+//! and recovers by itself when I is back.
+
+use crate::common::*;
+use std::time::{Duration, Instant};
+
+fn registry_config(index_url: &str) -> String {
+    format!("standalone = false\nindex_endpoint = \"{index_url}\"\n[delegate]\ntimeout_secs = 1\n")
+}
+
+/// `push_13`, split as Docker does it when the index sends it elsewhere: index calls to
+/// `index`, data calls to `registry`. Returns the write token.
+async fn push_via(
+    index: &str,
+    registry: &str,
+    (user, pw): (&str, &str),
+    repo: &str,
+    images: &[Image],
+    tag: &str,
+) -> String {
+    let c = client();
+    let ping = c.get(format!("{registry}/v1/_ping")).send().await.unwrap();
+    assert_eq!(ping.headers()["x-docker-registry-standalone"], "false");
+    let mut list: Vec<_> = images.iter().map(|i| serde_json::json!({"id": i.id})).collect();
+    if let Some(last) = list.last_mut() {
+        last["Tag"] = tag.into();
+    }
+    let r = c
+        .put(format!("{index}/v1/repositories/{repo}/"))
+        .header("Authorization", basic(user, pw))
+        .header("X-Docker-Token", "true")
+        .json(&list)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "push start on the index");
+    assert!(r.headers().contains_key("x-docker-endpoints"));
+    let token = r.headers()["x-docker-token"].to_str().unwrap().to_string();
+    let tauth = token_auth(&token);
+    for img in images {
+        let r = c
+            .get(format!("{registry}/v1/images/{}/json", img.id))
+            .header("Authorization", &tauth)
+            .send()
+            .await
+            .unwrap();
+        expect(r, 404, "lookup of a new image").await;
+        push_image(&c, registry, &tauth, img).await;
+    }
+    let top = &images.last().unwrap().id;
+    let r = c
+        .put(format!("{registry}/v1/repositories/{repo}/tags/{tag}"))
+        .header("Authorization", &tauth)
+        .json(top)
+        .send()
+        .await
+        .unwrap();
+    expect(r, 200, "PUT tag on the registry").await;
+    let r = c
+        .put(format!("{index}/v1/repositories/{repo}/images"))
+        .header("Authorization", basic(user, pw))
+        .header("X-Docker-Token", "true")
+        .header("X-Docker-Endpoints", format!("{registry}/v1/"))
+        .json(&serde_json::json!([]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "push end on the index");
+    token
+}
+
+/// Pull start on the index: (read token, `X-Docker-Endpoints`).
+async fn pull_start(index: &str, repo: &str) -> (String, String) {
+    let r = client()
+        .get(format!("{index}/v1/repositories/{repo}/images"))
+        .header("X-Docker-Token", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "pull start on the index");
+    let h = |n: &str| r.headers()[n].to_str().unwrap().to_string();
+    (h("x-docker-token"), h("x-docker-endpoints"))
+}
+
+/// A write token from the index for `repo` (push start with an empty image list).
+async fn write_token(index: &str, (user, pw): (&str, &str), repo: &str) -> String {
+    let r = client()
+        .put(format!("{index}/v1/repositories/{repo}/"))
+        .header("Authorization", basic(user, pw))
+        .header("X-Docker-Token", "true")
+        .json(&serde_json::json!([]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "write token for {repo}");
+    r.headers()["x-docker-token"].to_str().unwrap().to_string()
+}
+
+/// Docker 1.3's pull after the index call: tags from the first registry that has the
+/// repository, then each image from the first registry that serves it.
+async fn pull_from(registries: &[String], token: &str, repo: &str, tag: &str) -> Vec<Pulled> {
+    let c = client();
+    let auth = token_auth(token);
+    let get = |url: String| c.get(url).header("Authorization", &auth).send();
+    let mut top = None;
+    for reg in registries {
+        let r = get(format!("{reg}/v1/repositories/{repo}/tags")).await.unwrap();
+        if r.status() == 200 {
+            top = body_json(r).await[tag].as_str().map(str::to_string);
+            break;
+        }
+        expect(r, 404, "tags on a registry without the repository").await;
+    }
+    let top = top.unwrap_or_else(|| panic!("no registry has {repo}:{tag}"));
+    let mut ancestry: Option<Vec<String>> = None;
+    for reg in registries {
+        let r = get(format!("{reg}/v1/images/{top}/ancestry")).await.unwrap();
+        if r.status() == 200 {
+            ancestry = Some(serde_json::from_value(body_json(r).await).unwrap());
+            break;
+        }
+    }
+    let mut out = Vec::new();
+    for id in ancestry.expect("ancestry").iter().rev() {
+        let mut got = None;
+        for reg in registries {
+            let j = get(format!("{reg}/v1/images/{id}/json")).await.unwrap();
+            if j.status() != 200 {
+                continue;
+            }
+            let json = j.bytes().await.unwrap().to_vec();
+            let l = get(format!("{reg}/v1/images/{id}/layer")).await.unwrap();
+            assert_eq!(l.status(), 200, "layer of {id}");
+            let layer = l.bytes().await.unwrap().to_vec();
+            got = Some(Pulled {
+                id: id.clone(),
+                json,
+                layer,
+                size_header: None,
+            });
+            break;
+        }
+        out.push(got.unwrap_or_else(|| panic!("no registry serves image {id}")));
+    }
+    out
+}
+
+fn assert_same(pulled: &[Pulled], images: &[Image]) {
+    assert_eq!(pulled.len(), images.len());
+    for (p, i) in pulled.iter().zip(images) {
+        assert_eq!(p.id, i.id);
+        assert_eq!(p.json, i.json, "json byte-identical");
+        assert_eq!(p.layer, i.layer, "layer byte-identical");
+    }
+}
+
+async fn metrics(base: &str) -> String {
+    let r = client().get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    r.text().await.unwrap()
+}
+
+fn metric(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
+
+async fn error_of(resp: reqwest::Response, status: u16, what: &str) -> String {
+    expect(resp, status, what).await["error"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn delegated_push_pull_and_refused_tokens() {
+    let i = Server::start("[index]\ntoken_ttl_secs = 5\n");
+    let r = Server::start(&registry_config(&i.url));
+    let c = client();
+
+    // R is a registry only: its ping says so, and index routes name the index to use.
+    for path in ["/_ping", "/v1/_ping"] {
+        let p = c.get(format!("{}{path}", r.url)).send().await.unwrap();
+        assert_eq!(p.headers()["x-docker-registry-standalone"], "false");
+        assert_eq!(body_json(p).await["standalone"], false);
+    }
+    for (method, path) in [
+        ("POST", "/v1/users/"),
+        ("GET", "/v1/users/"),
+        ("GET", "/v1/repositories/alice/app/images"),
+        ("PUT", "/v1/repositories/alice/app/"),
+        ("GET", "/v1/search?q=app"),
+        ("PUT", "/v1/repositories/alice/app/auth"),
+    ] {
+        let req = c.request(method.parse().unwrap(), format!("{}{path}", r.url));
+        let msg = error_of(req.json(&()).send().await.unwrap(), 404, path).await;
+        assert!(msg.contains(&i.url), "{path}: {msg}");
+    }
+
+    i.register("alice", "secret1").await;
+    i.register("bobby", "secret2").await;
+    let images = chain(2);
+    let pushed = Instant::now();
+    let wtok = push_via(&i.url, &r.url, ("alice", "secret1"), "alice/app", &images, "latest").await;
+    let (rtok, _) = pull_start(&i.url, "alice/app").await;
+    assert_same(
+        &pull_from(std::slice::from_ref(&r.url), &rtok, "alice/app", "latest").await,
+        &images,
+    );
+    let top = &images[1].id;
+    let tags = format!("{}/v1/repositories/alice/app/tags", r.url);
+    let new_image = chain(1).remove(0);
+
+    // No token, or Basic: only the index hands out tokens; the error says where it is.
+    for auth in [None, Some(basic("alice", "secret1"))] {
+        let mut req = c.get(&tags);
+        if let Some(a) = &auth {
+            req = req.header("Authorization", a);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.headers()["www-authenticate"], "Token");
+        let msg = error_of(resp, 401, "no token").await;
+        assert!(msg.contains(&i.url) && msg.contains("token"), "{msg}");
+    }
+
+    // A forged token: refused by the index, on every kind of route.
+    let forged = "Token signature=00ff00ff00ff00ff00ff00ff00ff00ff,repository=\"alice/app\",access=write";
+    for (what, req) in [
+        ("forged tags", c.get(&tags)),
+        (
+            "forged image read",
+            c.get(format!("{}/v1/images/{top}/ancestry", r.url)),
+        ),
+        (
+            "forged image write",
+            c.put(format!("{}/v1/images/{}/json", r.url, new_image.id))
+                .body(new_image.json.clone()),
+        ),
+    ] {
+        let resp = req.header("Authorization", forged).send().await.unwrap();
+        let msg = error_of(resp, 401, what).await;
+        assert!(msg.contains("refused by the index at") && msg.contains(&i.url), "{msg}");
+    }
+
+    // Bobby's write token for bobby/other never opens alice/app, even if its text says so.
+    let btok = write_token(&i.url, ("bobby", "secret2"), "bobby/other").await;
+    let bauth = token_auth(&btok);
+    let r1 = c.get(&tags).header("Authorization", &bauth).send().await.unwrap();
+    expect(r1, 403, "wrong-repo token reads tags").await;
+    let r1 = c
+        .put(format!("{tags}/evil"))
+        .header("Authorization", &bauth)
+        .json(top)
+        .send()
+        .await
+        .unwrap();
+    expect(r1, 403, "wrong-repo token writes a tag").await;
+    let r1 = c
+        .get(format!("{}/v1/images/{top}/json", r.url))
+        .header("Authorization", &bauth)
+        .send()
+        .await
+        .unwrap();
+    expect(r1, 404, "alice's image is not in bobby's repository").await;
+    let relabelled = bauth.replace("bobby/other", "alice/app");
+    let r1 = c
+        .get(format!("{}/v1/images/{top}/json", r.url))
+        .header("Authorization", &relabelled)
+        .send()
+        .await
+        .unwrap();
+    expect(r1, 403, "token text edited to claim alice/app").await;
+
+    // A read token never writes, even with its access= text edited: the index decides.
+    for auth in [
+        token_auth(&rtok),
+        token_auth(&rtok.replace("access=read", "access=write")),
+    ] {
+        let r1 = c
+            .put(format!("{tags}/evil"))
+            .header("Authorization", &auth)
+            .json(top)
+            .send()
+            .await
+            .unwrap();
+        let msg = error_of(r1, 403, "read token writes a tag").await;
+        assert!(msg.contains("not write"), "{msg}");
+        let r1 = c
+            .put(format!("{}/v1/images/{}/json", r.url, new_image.id))
+            .header("Authorization", &auth)
+            .body(new_image.json.clone())
+            .send()
+            .await
+            .unwrap();
+        expect(r1, 403, "read token writes an image").await;
+    }
+    let ok = c
+        .get(&tags)
+        .header("Authorization", token_auth(&rtok))
+        .send()
+        .await
+        .unwrap();
+    expect(ok, 200, "the read token still reads").await;
+
+    // Expired: R cached alice's write token, but never past the token's own life.
+    let ok = c
+        .get(&tags)
+        .header("Authorization", token_auth(&wtok))
+        .send()
+        .await
+        .unwrap();
+    expect(ok, 200, "write token before expiry").await;
+    tokio::time::sleep((pushed + Duration::from_millis(6200)).saturating_duration_since(Instant::now())).await;
+    let resp = c
+        .get(&tags)
+        .header("Authorization", token_auth(&wtok))
+        .send()
+        .await
+        .unwrap();
+    let msg = error_of(resp, 401, "expired token").await;
+    assert!(msg.contains("expired"), "{msg}");
+
+    // Both roles count their decisions where an operator can read them, and log them.
+    let rm = metrics(&r.url).await;
+    assert!(metric(&rm, "skiff_delegate_cache_hits_total") >= 1, "{rm}");
+    assert!(metric(&rm, "skiff_delegate_cache_misses_total") >= 5, "{rm}");
+    assert!(metric(&rm, "skiff_delegate_denials_total") >= 8, "{rm}");
+    assert_eq!(metric(&rm, "skiff_delegate_failures_total"), 0, "{rm}");
+    let im = metrics(&i.url).await;
+    assert_eq!(metric(&im, "skiff_delegate_cache_misses_total"), 0, "{im}");
+    assert!(metric(&im, "skiff_index_token_checks_total{result=\"granted\"}") >= 3);
+    assert!(metric(&im, "skiff_index_token_checks_total{result=\"refused\"}") >= 8);
+    assert!(r.log().contains("delegated check: write on alice/app"));
+    assert!(i.log().contains("token check from a registry"));
+}
+
+#[tokio::test]
+async fn two_registries_one_index_and_the_index_restarts() {
+    let mut i = Server::start("");
+    let r1 = Server::start(&registry_config(&i.url));
+    let mut r2 = Server::start(&registry_config(&i.url));
+    let c = client();
+    i.register("alice", "secret1").await;
+    let (one, two) = (chain(2), chain(3));
+    let alice = ("alice", "secret1");
+    let w1 = push_via(&i.url, &r1.url, alice, "alice/one", &one, "latest").await;
+    push_via(&i.url, &r2.url, alice, "alice/two", &two, "v2").await;
+    let (fresh, _) = pull_start(&i.url, "alice/one").await;
+    let tags1 = format!("{}/v1/repositories/alice/one/tags", r1.url);
+
+    // The index dies: an unchecked token fails closed, fast, naming the index.
+    i.kill9();
+    let started = Instant::now();
+    let resp = c
+        .get(&tags1)
+        .header("Authorization", token_auth(&fresh))
+        .send()
+        .await
+        .unwrap();
+    let msg = error_of(resp, 503, "index down").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(msg.contains(&format!("index {} unavailable", i.url)), "{msg}");
+    // What needs no token still works, and so does a grant already cached.
+    let p = c.get(format!("{}/v1/_ping", r1.url)).send().await.unwrap();
+    assert_eq!(p.status(), 200);
+    let ok = c
+        .get(&tags1)
+        .header("Authorization", token_auth(&w1))
+        .send()
+        .await
+        .unwrap();
+    expect(ok, 200, "cached grant while the index is down").await;
+
+    // The index comes back on the same address, now index-only in front of both registries.
+    let i2 = Server::start_in(
+        &i.dir,
+        &format!(
+            "listen = \"{}\"\nregistry = false\n[index]\nendpoints = [\"{}\", \"{}\"]\n",
+            i.addr, r1.addr, r2.addr
+        ),
+    );
+    let ok = c
+        .get(&tags1)
+        .header("Authorization", token_auth(&fresh))
+        .send()
+        .await
+        .unwrap();
+    expect(ok, 200, "R1 recovers without a restart").await;
+
+    // X-Docker-Endpoints names both registries; each pull finds the one holding its data.
+    for (repo, tag, images) in [("alice/one", "latest", &one), ("alice/two", "v2", &two)] {
+        let (token, endpoints) = pull_start(&i2.url, repo).await;
+        assert_eq!(endpoints, format!("{}, {}", r1.addr, r2.addr));
+        let registries: Vec<String> = endpoints.split(',').map(|e| format!("http://{}", e.trim())).collect();
+        assert_same(&pull_from(&registries, &token, repo, tag).await, images);
+    }
+
+    // The index-only process serves the index API only, and says where the data is.
+    let p = c.get(format!("{}/v1/_ping", i2.url)).send().await.unwrap();
+    assert_eq!(p.headers()["x-docker-registry-standalone"], "true");
+    for path in [
+        format!("/v1/images/{}/json", one[0].id),
+        "/v1/repositories/alice/one/tags".to_string(),
+        "/v1/repositories/alice/one/tags/latest".to_string(),
+    ] {
+        let resp = c.get(format!("{}{path}", i2.url)).send().await.unwrap();
+        let msg = error_of(resp, 404, &path).await;
+        assert!(msg.contains(&r1.addr) && msg.contains(&r2.addr), "{msg}");
+    }
+    let rm = metrics(&r1.url).await;
+    assert!(metric(&rm, "skiff_delegate_failures_total") >= 1, "{rm}");
+    assert!(metric(&rm, "skiff_delegate_cache_hits_total") >= 1, "{rm}");
+
+    // Back to standalone is one line of registry.toml: R2 serves its data on its own.
+    r2.kill9();
+    let r2s = Server::start_in(
+        &r2.dir,
+        &registry_config(&i.url).replace("standalone = false", "standalone = true"),
+    );
+    let pulled = pull_13(&r2s.url, None, "alice/two", "v2").await.expect("pull");
+    assert_same(&pulled, &two);
+}
+
+/// A fake index on 127.0.0.1:0 that misbehaves according to the repository asked about.
+fn fake_index() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head);
+                let answer = |status: &str, headers: &str, body: &str| {
+                    format!(
+                        "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                let reply = if head.contains("/slow/") {
+                    std::thread::sleep(Duration::from_secs(4)); // accepts, never answers in time
+                    return;
+                } else if head.contains("/html/") {
+                    answer("200 OK", "Content-Type: text/html\r\n", "<html>login</html>")
+                } else if head.contains("/broken/") {
+                    answer("500 Internal Server Error", "", "")
+                } else if head.contains("/junk/") {
+                    "this is not HTTP at all\r\n\r\n".to_string()
+                } else if head.contains("/readonly/") {
+                    // An index that ignores ?access= but says what the token allows.
+                    answer("200 OK", "X-Docker-Token-Access: read\r\n", "\"OK\"")
+                } else {
+                    // A foreign v1 index: a bare 200 "OK", no headers.
+                    answer("200 OK", "", "\"OK\"")
+                };
+                let _ = conn.write_all(reply.as_bytes());
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn index_faults_fail_closed_and_fast() {
+    let index = fake_index();
+    let r = Server::start(&registry_config(&index));
+    let c = client();
+    let token = |repo: &str| format!("Token signature=abc123,repository=\"{repo}\",access=write");
+    for (repo, reason) in [
+        ("slow/app", "no answer within 1s"),
+        ("html/app", "not JSON"),
+        ("broken/app", "unexpected answer 500"),
+        ("junk/app", "bad answer"),
+    ] {
+        let started = Instant::now();
+        let (tags, ping) = tokio::join!(
+            c.get(format!("{}/v1/repositories/{repo}/tags", r.url))
+                .header("Authorization", token(repo))
+                .send(),
+            async {
+                // The ping never waits for the index, even while a check is stuck on it.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let t = Instant::now();
+                let p = c.get(format!("{}/_ping", r.url)).send().await.unwrap();
+                (p.status(), t.elapsed())
+            }
+        );
+        let msg = error_of(tags.unwrap(), 503, repo).await;
+        assert!(
+            started.elapsed() < Duration::from_millis(2500),
+            "{repo}: {:?}",
+            started.elapsed()
+        );
+        assert!(msg.contains(&format!("index {index} unavailable")), "{msg}");
+        assert!(msg.contains(reason), "{repo}: {msg}");
+        assert_eq!(ping.0, 200);
+        assert!(ping.1 < Duration::from_millis(500), "ping took {:?}", ping.1);
+    }
+
+    // A foreign index's bare 200 is a grant (then cached); its access header is believed.
+    for _ in 0..2 {
+        let resp = c
+            .get(format!("{}/v1/repositories/foreign/app/tags", r.url))
+            .header("Authorization", token("foreign/app"))
+            .send()
+            .await
+            .unwrap();
+        expect(resp, 404, "granted; the repository has no data here").await;
+    }
+    let resp = c
+        .put(format!("{}/v1/repositories/readonly/app/tags/latest", r.url))
+        .header("Authorization", token("readonly/app"))
+        .json(&"0".repeat(64))
+        .send()
+        .await
+        .unwrap();
+    let msg = error_of(resp, 403, "index says the token is read-only").await;
+    assert!(msg.contains("grants read access, not write"), "{msg}");
+
+    let m = metrics(&r.url).await;
+    assert_eq!(metric(&m, "skiff_delegate_failures_total"), 4, "{m}");
+    assert_eq!(metric(&m, "skiff_delegate_denials_total"), 1, "{m}");
+    assert_eq!(metric(&m, "skiff_delegate_cache_hits_total"), 1, "{m}");
+    assert!(r.log().contains("unavailable: no answer within 1s"));
+}
+
+#[test]
+fn roles_are_validated_and_the_readme_example_is_valid() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (extra, key) in [
+        ("registry = false\n", "index.endpoints"),
+        ("standalone = false\nindex_endpoint = \"https://index.lan\"\n", "https"),
+    ] {
+        Server::write_config(tmp.path(), extra);
+        let (ok, _, err) = cli(tmp.path(), &["config", "check"], "");
+        assert!(!ok && err.contains(key), "{extra}: {err}");
+    }
+
+    // Every TOML block of the README's delegated-mode section is a valid registry.toml.
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("\n## ")
+        .find(|s| s.starts_with("Delegated mode"))
+        .expect("README has a Delegated mode section");
+    let blocks: Vec<&str> = section
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .collect();
+    assert_eq!(blocks.len(), 2, "the index host and the registry host");
+    for block in blocks {
+        std::fs::write(tmp.path().join("registry.toml"), block).unwrap();
+        let (ok, _, err) = cli(tmp.path(), &["config", "check"], "");
+        assert!(ok, "README example does not validate: {err}\n{block}");
+    }
+}
