@@ -565,3 +565,127 @@ fn roles_are_validated_and_the_readme_example_is_valid() {
         assert!(ok, "README example does not validate: {err}\n{block}");
     }
 }
+
+/// v2 on a delegated registry: the challenge sends clients to the index's token endpoint, and
+/// the registry verifies the index's JWTs with its public key, fetched once: it keeps
+/// accepting them while the index is down.
+#[tokio::test]
+async fn v2_tokens_from_the_index_work_on_the_registry_without_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut index = Server::start_in(tmp.path(), "");
+    index.register("alice", "secret1").await;
+    index.register("mallory", "secret2").await;
+    let r = Server::start(&registry_config(&index.url));
+    let c = client();
+
+    let resp = c
+        .get(format!("{}/v2/alice/app/manifests/latest", r.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let challenge = resp.headers()["www-authenticate"].to_str().unwrap().to_string();
+    assert!(
+        challenge.contains(&format!("realm=\"{}/v2/token\"", index.url)),
+        "{challenge}"
+    );
+    assert!(challenge.contains("scope=\"repository:alice/app:pull\""), "{challenge}");
+
+    let token = |user: &str, pw: &str, scope: &str| {
+        let c = c.clone();
+        let url = format!("{}/v2/token?service=skiff&scope={scope}", index.url);
+        let auth = basic(user, pw);
+        async move {
+            body_json(c.get(url).header("Authorization", auth).send().await.unwrap()).await["token"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let push = format!(
+        "Bearer {}",
+        token("alice", "secret1", "repository:alice/app:pull,push").await
+    );
+    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    let layer = gzip_tar(&[("hello.txt".to_string(), b"hello from v2".to_vec())]);
+    let mut descriptors = Vec::new();
+    for (blob, media_type) in [
+        (&config, "application/vnd.oci.image.config.v1+json"),
+        (&layer, "application/vnd.oci.image.layer.v1.tar+gzip"),
+    ] {
+        use sha2::Digest;
+        let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(blob)));
+        let resp = c
+            .post(format!("{}/v2/alice/app/blobs/uploads/?digest={digest}", r.url))
+            .header("Authorization", &push)
+            .body(blob.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201, "blob upload with the index's token");
+        descriptors.push(serde_json::json!({"mediaType": media_type, "digest": digest, "size": blob.len()}));
+    }
+    let manifest = serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": descriptors[0], "layers": [descriptors[1]]
+    });
+    let resp = c
+        .put(format!("{}/v2/alice/app/manifests/latest", r.url))
+        .header("Authorization", &push)
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .body(manifest.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+
+    // Mallory's token grants nothing on alice/app: no push; a forged signature is refused.
+    let other = format!(
+        "Bearer {}",
+        token("mallory", "secret2", "repository:alice/app:pull,push").await
+    );
+    let resp = c
+        .put(format!("{}/v2/alice/app/manifests/evil", r.url))
+        .header("Authorization", &other)
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .body(manifest.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("insufficient_scope"));
+    let mut forged = push.clone();
+    forged.truncate(forged.len() - 4);
+    forged.push_str("AAAA");
+    let resp = c
+        .get(format!("{}/v2/alice/app/manifests/latest", r.url))
+        .header("Authorization", &forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+
+    // The index goes away: the registry still verifies the token by itself.
+    index.kill9();
+    let resp = c
+        .get(format!("{}/v2/alice/app/manifests/latest", r.url))
+        .header("Authorization", &push)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "no index round trip per request");
+    let resp = c
+        .get(format!(
+            "{}/v2/alice/app/blobs/{}",
+            r.url,
+            descriptors[1]["digest"].as_str().unwrap()
+        ))
+        .header("Authorization", &push)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), layer.as_slice());
+}
