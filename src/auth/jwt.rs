@@ -131,6 +131,9 @@ impl Verifier {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_audience(&[audience]);
         validation.set_issuer(&[ISSUER]);
+        // The token spec: "check that the current time is between the nbf and exp claim times"
+        // (jsonwebtoken checks only exp unless told).
+        validation.validate_nbf = true;
         validation.leeway = 30;
         Verifier {
             keys: public_keys.iter().map(|k| DecodingKey::from_ed_der(k)).collect(),
