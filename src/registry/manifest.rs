@@ -88,6 +88,13 @@ fn invalid(msg: impl Into<String>) -> AppError {
 pub fn parse(body: &[u8], content_type: &str) -> AppResult<Parsed> {
     let content_type = content_type.split(';').next().unwrap_or("").trim();
     let raw: Raw = serde_json::from_slice(body).map_err(|e| invalid(format!("manifest is not valid JSON: {e}")))?;
+    // Old clients send signed schema1 as `application/json` (CNCF Distribution registers schema1
+    // under "", `application/json` and its own types): recognise it by its shape.
+    let content_type = if content_type == "application/json" && raw.schema_version == Some(1) {
+        ""
+    } else {
+        content_type
+    };
     if let (Some(mt), false) = (&raw.media_type, content_type.is_empty()) {
         let schema1 = |t: &str| t == DOCKER_SCHEMA1 || t == DOCKER_SCHEMA1_SIGNED;
         if mt != content_type && !(schema1(mt) && schema1(content_type)) {
@@ -116,10 +123,9 @@ pub fn parse(body: &[u8], content_type: &str) -> AppResult<Parsed> {
                 return Err(invalid("schemaVersion must be 2"));
             }
             let config = raw.config.ok_or_else(|| invalid("image manifest without config"))?;
+            // No layers is valid for both types: "the list of blobs MAY be empty" (distribution
+            // spec, Pushing Manifests); CNCF Distribution accepts such schema2 manifests too.
             let layers = raw.layers.unwrap_or_default();
-            if media_type == DOCKER_MANIFEST && layers.is_empty() {
-                return Err(invalid("Docker image manifest without layers"));
-            }
             let mut blobs = vec![config.digest.clone()];
             blobs.extend(
                 layers
@@ -127,7 +133,9 @@ pub fn parse(body: &[u8], content_type: &str) -> AppResult<Parsed> {
                     .filter(|l| l.media_type != FOREIGN_LAYER && l.urls.as_ref().is_none_or(|u| u.is_empty()))
                     .map(|l| l.digest.clone()),
             );
-            let artifact_type = raw.artifact_type.or(Some(config.media_type));
+            // An empty artifactType counts as missing: the referrers API then reports the
+            // config's media type (distribution-spec, "Listing Referrers").
+            let artifact_type = raw.artifact_type.filter(|a| !a.is_empty()).or(Some(config.media_type));
             Ok(Parsed {
                 kind: Kind2::Image,
                 media_type,
@@ -150,7 +158,8 @@ pub fn parse(body: &[u8], content_type: &str) -> AppResult<Parsed> {
                 blobs: Vec::new(),
                 manifests: manifests.iter().map(|m| m.digest.clone()).collect(),
                 subject: raw.subject,
-                artifact_type: raw.artifact_type,
+                // Empty or missing in an index: the referrers descriptor omits it.
+                artifact_type: raw.artifact_type.filter(|a| !a.is_empty()),
                 annotations: raw.annotations,
                 canonical: None,
             })
