@@ -11,13 +11,26 @@ use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
+// HEAD as well as GET on every listing: RFC 9110 requires both of a general-purpose server.
 pub fn configure_catalog(cfg: &mut web::ServiceConfig) {
-    cfg.route("/_catalog", web::get().to(catalog));
+    cfg.service(
+        web::resource("/_catalog")
+            .route(web::get().to(catalog))
+            .route(web::head().to(catalog)),
+    );
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/{name:.+}/tags/list", web::get().to(tags_list))
-        .route("/{name:.+}/referrers/{digest}", web::get().to(referrers));
+    cfg.service(
+        web::resource("/{name:.+}/tags/list")
+            .route(web::get().to(tags_list))
+            .route(web::head().to(tags_list)),
+    )
+    .service(
+        web::resource("/{name:.+}/referrers/{digest}")
+            .route(web::get().to(referrers))
+            .route(web::head().to(referrers)),
+    );
 }
 
 /// Applies `last` and `n` to a sorted list; returns the page and whether more follow.

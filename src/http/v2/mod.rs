@@ -12,7 +12,7 @@ use crate::error::{AppError, Kind, V2Error};
 use crate::index::Access;
 use crate::registry::names::RepoName;
 use crate::state::AppState;
-use actix_web::{middleware::DefaultHeaders, web, HttpRequest};
+use actix_web::{middleware::DefaultHeaders, web, HttpRequest, HttpResponse};
 
 pub type V2Result<T> = Result<T, V2Error>;
 
@@ -22,6 +22,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
     }
     let mut scope = web::scope("/v2")
         .wrap(DefaultHeaders::new().add(("Docker-Distribution-API-Version", "registry/2.0")))
+        .default_service(web::to(no_endpoint))
         .configure(base::configure)
         .configure(token::configure);
     if state.config.registry {
@@ -33,6 +34,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &AppState) {
             .configure(discovery::configure);
     }
     cfg.service(scope);
+}
+
+/// Any other path under `/v2/`: 404 in the v2 error format (a JSON error body must be the
+/// spec's `{"errors": [...]}`, not v1's `{"error": ...}`).
+async fn no_endpoint(req: HttpRequest) -> V2Result<HttpResponse> {
+    Err(AppError::new(
+        Kind::NotFound,
+        format!("no v2 endpoint {} {}", req.method(), req.path()),
+    )
+    .into())
 }
 
 /// The repository named in the URL, as the client spelled it and as Skiff names it.
