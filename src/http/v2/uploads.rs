@@ -86,20 +86,39 @@ async fn start(
     Ok(in_progress(actix_web::http::StatusCode::ACCEPTED, &name, &uuid, 0))
 }
 
-/// `Content-Range: <start>-<end>` (also accepts the `bytes <start>-<end>/<total>` form).
+/// `Content-Range: <start>-<end>` (also accepts the `bytes <start>-<end>/<total>` form). A range
+/// that cannot be parsed is a bad request (400 BLOB_UPLOAD_INVALID, as in CNCF Distribution);
+/// one that parses but does not continue the upload is 416, decided by the session. When the
+/// request also declares its `Content-Length`, the two must agree before any byte is written
+/// (400 SIZE_INVALID, as in Distribution), so a refused chunk never changes the upload.
 fn content_range(req: &HttpRequest) -> V2Result<Option<(u64, u64)>> {
     let Some(v) = req.headers().get(header::CONTENT_RANGE) else {
         return Ok(None);
     };
-    let bad = || AppError::new(Kind::RangeNotSatisfiable, "invalid Content-Range");
+    let bad = || AppError::new(Kind::BlobUploadInvalid, "invalid Content-Range");
     let v = v.to_str().map_err(|_| bad())?.trim();
     let v = v.strip_prefix("bytes ").unwrap_or(v);
     let v = v.split('/').next().unwrap_or(v);
     let (a, b) = v.split_once('-').ok_or_else(bad)?;
-    Ok(Some((
+    let (start, end): (u64, u64) = (
         a.trim().parse().map_err(|_| bad())?,
         b.trim().parse().map_err(|_| bad())?,
-    )))
+    );
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(len) = declared {
+        if end >= start && end - start + 1 != len {
+            return Err(AppError::new(
+                Kind::SizeInvalid,
+                format!("Content-Range {start}-{end} does not match Content-Length {len}"),
+            )
+            .into());
+        }
+    }
+    Ok(Some((start, end)))
 }
 
 async fn patch(
@@ -111,8 +130,8 @@ async fn patch(
     let (name, uuid) = path.into_inner();
     let name = Name::parse(&name)?;
     authorize(&state, &req, &name, Access::Write).await?;
-    let range = content_range(&req)?;
     let session = state.uploads.get(&name.repo, &uuid).await?;
+    let range = content_range(&req)?;
     let mut session = session.lock().await;
     let offset = state.uploads.append(&mut session, range, body).await?;
     Ok(in_progress(actix_web::http::StatusCode::ACCEPTED, &name, &uuid, offset))
@@ -130,8 +149,8 @@ async fn close(
     let digest: Digest = query_one(&req, "digest")
         .ok_or_else(|| AppError::new(Kind::DigestInvalid, "the digest query parameter is required"))?
         .parse()?;
-    let range = content_range(&req)?;
     let session = state.uploads.get(&name.repo, &uuid).await?;
+    let range = content_range(&req)?;
     let mut session = session.lock().await;
     state.uploads.append(&mut session, range, body).await?;
     state.uploads.finish(&mut session, &digest).await?;
