@@ -10,3 +10,4 @@ mod gc;
 mod ui;
 mod v1_errors;
 mod v1_flows;
+mod v2;
