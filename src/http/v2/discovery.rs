@@ -1,7 +1,7 @@
 //! Content discovery: `GET /v2/{name}/tags/list`, `GET /v2/_catalog` (both with `n`/`last`
 //! and the `Link` header) and `GET /v2/{name}/referrers/{digest}` (with `artifactType`).
 
-use super::{authorize, query_one, Name, V2Result};
+use super::{authorize, challenged, query_one, Name, V2Result};
 use crate::error::{AppError, Kind};
 use crate::index::Access;
 use crate::registry::digest::Digest;
@@ -73,7 +73,11 @@ async fn tags_list(state: web::Data<AppState>, req: HttpRequest, path: web::Path
 }
 
 async fn catalog(state: web::Data<AppState>, req: HttpRequest) -> V2Result<HttpResponse> {
-    let who = state.gate.identify(&req).await?;
+    let who = state
+        .gate
+        .identify(&req)
+        .await
+        .map_err(|e| challenged(&state, &req, Some("registry:catalog:*".into()), e))?;
     let names: Vec<RepoName> = match state.gate.index() {
         Some(ix) => ix
             .run(|ix| ix.repos())

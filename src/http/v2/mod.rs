@@ -81,6 +81,13 @@ pub fn challenge(state: &AppState, req: &HttpRequest, scope: Option<String>, err
     c
 }
 
+/// `error`, with the Bearer challenge for `scope` when it is a 401: RFC 9110 requires a 401 to
+/// carry a challenge, and it tells the client where to get credentials.
+pub fn challenged(state: &AppState, req: &HttpRequest, scope: Option<String>, error: AppError) -> V2Error {
+    let challenge = (error.kind == Kind::Unauthorized).then(|| challenge(state, req, scope, None));
+    V2Error { error, challenge }
+}
+
 fn actions(access: Access) -> &'static str {
     match access {
         Access::Read => "pull",
@@ -96,13 +103,7 @@ pub async fn authorize(state: &AppState, req: &HttpRequest, name: &Name, access:
     let scope = format!("repository:{}:{}", name.raw, actions(access));
     let who = match state.gate.identify(req).await {
         Ok(w) => w,
-        Err(e) if e.kind == Kind::Unauthorized => {
-            return Err(V2Error {
-                error: e,
-                challenge: Some(challenge(state, req, Some(scope), None)),
-            })
-        }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(challenged(state, req, Some(scope), e)),
     };
     match state.gate.check(&who, &name.repo, access).await {
         Ok(()) => Ok(who),

@@ -5,7 +5,7 @@
 use super::{query_all, V2Result};
 use crate::auth::jwt::{AccessEntry, Claims, ISSUER};
 use crate::auth::{policy, Identity};
-use crate::error::{AppError, Kind};
+use crate::error::{AppError, Kind, V2Error};
 use crate::index::{now_secs, Access};
 use crate::registry::names::RepoName;
 use crate::state::AppState;
@@ -40,9 +40,17 @@ fn parse_scope(scope: &str) -> Option<(String, Vec<String>)> {
 
 async fn token(state: web::Data<AppState>, req: HttpRequest) -> V2Result<HttpResponse> {
     let signer = state.gate.signer().ok_or_else(|| no_signer(&state))?;
-    let who = state.gate.identify(&req).await?;
+    // The token endpoint takes Basic credentials: a 401 here challenges for them (as token
+    // servers for Distribution do), RFC 9110 requiring a 401 to carry a challenge.
+    let basic = |error: AppError| V2Error {
+        challenge: (error.kind == Kind::Unauthorized).then(|| format!("Basic realm=\"{}\"", state.config.v2.service)),
+        error,
+    };
+    let who = state.gate.identify(&req).await.map_err(basic)?;
     if matches!(who, Identity::Token(_) | Identity::Bearer(_)) {
-        return Err(AppError::unauthorized("use Basic credentials (or none) to get a token").into());
+        return Err(basic(AppError::unauthorized(
+            "use Basic credentials (or none) to get a token",
+        )));
     }
     let mut access = Vec::new();
     for scope in query_all(&req, "scope").iter().flat_map(|s| s.split(' ')) {
