@@ -196,6 +196,13 @@ async fn token_flow_grants_what_policy_allows() {
         .query(&[("service", "skiff"), ("scope", "repository:alice/app:pull")]))
     .await;
     err(&g, 401, "UNAUTHORIZED", "token with a wrong password");
+    assert_eq!(g.h("www-authenticate").as_deref(), Some("Basic realm=\"skiff\""));
+    let g = api.get("/v2/_catalog", Some(&basic("alice", "nope"))).await;
+    err(&g, 401, "UNAUTHORIZED", "catalog with a wrong password");
+    assert_eq!(
+        g.h("www-authenticate"),
+        Some(challenge(&s.url, Some("registry:catalog:*"), None))
+    );
     let g = go(api.req(Method::GET, "/v2/token", Some(&bearer(&tok)))).await;
     err(&g, 401, "UNAUTHORIZED", "token for a token");
 
@@ -236,4 +243,63 @@ async fn token_flow_grants_what_policy_allows() {
         );
         err(&api.get("/v2/", Some(&bearer(t))).await, 401, "UNAUTHORIZED", what);
     }
+}
+
+#[tokio::test]
+async fn library_repositories_are_for_admins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (done, _, e) = cli(
+        tmp.path(),
+        &["user", "add", "root_admin", "--email", "root@example.com", "--admin"],
+        "rootpass1\n",
+    );
+    assert!(done, "{e}");
+    let s = Server::start_in(tmp.path(), "");
+    s.register("alice", "secret1").await;
+    let (root, alice) = (basic("root_admin", "rootpass1"), basic("alice", "secret1"));
+    let api = Api::new(&s);
+
+    // `busybox` is `library/busybox`: only admins push there.
+    let g = api.start_upload("busybox", "", Some(&alice)).await;
+    err(&g, 403, "DENIED", "user pushes to library/");
+    let (tok, c) = api.token(Some(&alice), &["repository:busybox:pull,push"]).await;
+    assert_eq!(
+        access(&c),
+        vec![("library/busybox".to_string(), vec!["pull".to_string()])]
+    );
+    err(
+        &api.start_upload("busybox", "", Some(&bearer(&tok))).await,
+        401,
+        "UNAUTHORIZED",
+        "user's token pushes to library/",
+    );
+    let (tok, c) = api.token(Some(&root), &["repository:busybox:pull,push"]).await;
+    assert_eq!(
+        access(&c),
+        vec![(
+            "library/busybox".to_string(),
+            vec!["pull".to_string(), "push".to_string()]
+        )]
+    );
+    let img = api.image(&bearer(&tok), "busybox", "latest", json!({})).await;
+
+    // Both spellings name the same repository, for pulls, tokens and the catalog.
+    for path in ["/v2/busybox/manifests/latest", "/v2/library/busybox/manifests/latest"] {
+        let g = api.get(path, None).await;
+        ok(&g, 200, path);
+        assert_eq!(g.h("docker-content-digest"), Some(img.digest.clone()));
+    }
+    let (tok, _) = api.token(None, &["repository:library/busybox:pull"]).await;
+    ok(
+        &api.get("/v2/busybox/tags/list", Some(&bearer(&tok))).await,
+        200,
+        "token for library/busybox reads busybox",
+    );
+    let cat = api.get("/v2/_catalog", None).await.json();
+    assert_eq!(cat["repositories"], json!(["library/busybox"]));
+    ok(
+        &api.delete("/v2/busybox/manifests/latest", Some(&root)).await,
+        202,
+        "admin deletes in library/",
+    );
 }

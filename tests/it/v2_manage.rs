@@ -235,6 +235,21 @@ async fn private_repositories_collaborators_and_search() {
         .await;
     err(&g, 404, "NAME_UNKNOWN", "stranger tags in a private repository");
 
+    for p in [&paths[0], &paths[2]] {
+        err(
+            &api.delete(p, Some(&bobby)).await,
+            404,
+            "NAME_UNKNOWN",
+            "stranger deletes",
+        );
+    }
+    err(
+        &api.delete(&paths[0], Some(&carol)).await,
+        403,
+        "DENIED",
+        "collaborator deletes",
+    );
+
     // The owner and a collaborator pull; the collaborator pushes.
     for who in [&alice, &carol] {
         let g = api.get(&paths[0], Some(who)).await;

@@ -41,6 +41,25 @@ async fn monolithic_pushes_and_digest_errors() {
     // The same bytes again are fine (de-duplicated).
     assert_eq!(api.blob(&alice, "alice/app", &data).await, digest);
 
+    // The empty blob, both ways.
+    let empty = sha256(b"");
+    assert_eq!(api.blob(&alice, "alice/app", b"").await, empty);
+    let loc = api.session("alice/empty", &alice).await;
+    ok(
+        &api.close(&loc, &alice, &empty, None, b"").await,
+        201,
+        "empty blob by POST+PUT",
+    );
+    for repo in ["alice/app", "alice/empty"] {
+        let g = api.get(&format!("/v2/{repo}/blobs/{empty}"), None).await;
+        ok(&g, 200, "GET empty blob");
+        assert!(g.body.is_empty());
+        assert_eq!(g.h("content-length").as_deref(), Some("0"));
+        assert_eq!(g.h("docker-content-digest"), Some(empty.clone()));
+        let g = api.head(&format!("/v2/{repo}/blobs/{empty}"), None).await;
+        assert_eq!(g.h("content-length").as_deref(), Some("0"));
+    }
+
     // The closing PUT needs the digest.
     let loc = api.session("alice/app", &alice).await;
     let g = go(api

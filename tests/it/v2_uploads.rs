@@ -231,6 +231,51 @@ async fn sessions_unknown_cancelled_and_bound_to_their_repository() {
 }
 
 #[tokio::test]
+async fn uploads_resume_across_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = Server::start_in(tmp.path(), "");
+    let (alice, _, _) = users(&s).await;
+    let api = Api::new(&s);
+    let data = random_bytes(3000);
+    let loc = api.session("alice/app", &alice).await;
+    let g = api.patch(&loc, &alice, Some((0, 999)), &data[..1000]).await;
+    ok(&g, 202, "chunk before the crash");
+    let path = g.h("location").unwrap();
+    s.kill9();
+
+    let s = Server::start_in(tmp.path(), "");
+    let api = Api::new(&s);
+    let loc = format!("{}{path}", s.url);
+    let g = go(api.req(Method::GET, &loc, Some(&alice))).await;
+    ok(&g, 204, "status after a restart");
+    assert_eq!(g.h("range").as_deref(), Some("0-999"));
+    err(
+        &api.patch(&loc, &alice, Some((0, 999)), &data[..1000]).await,
+        416,
+        "BLOB_UPLOAD_INVALID",
+        "the first chunk again",
+    );
+    let g = api.patch(&loc, &alice, Some((1000, 1999)), &data[1000..2000]).await;
+    ok(&g, 202, "chunk after the restart");
+    let g = api
+        .close(
+            &g.location(&s.url),
+            &alice,
+            &sha256(&data),
+            Some((2000, 2999)),
+            &data[2000..],
+        )
+        .await;
+    ok(&g, 201, "close after the restart");
+    assert_eq!(
+        api.get(&format!("/v2/alice/app/blobs/{}", sha256(&data)), None)
+            .await
+            .body,
+        data
+    );
+}
+
+#[tokio::test]
 async fn abandoned_uploads_are_swept() {
     let s = Server::start("[v2]\nupload_expiry_secs = 1\n");
     let (alice, _, _) = users(&s).await;
