@@ -10,6 +10,7 @@
 //! Every write is: temp file, fsync, rename, fsync of the directory. A reader therefore sees the
 //! old object or the new one, never a torn one, also after a crash.
 
+pub mod reader;
 mod writer;
 
 pub use writer::{BlobSink, WriteOutcome};

@@ -7,7 +7,6 @@ use crate::http::header_str;
 use crate::registry::images::parse_image_json;
 use crate::registry::names::ImageId;
 use crate::state::AppState;
-use actix_files::NamedFile;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -130,24 +129,11 @@ async fn get_layer(state: web::Data<AppState>, req: HttpRequest, id: web::Path<S
         .await?
         .ok_or_else(|| AppError::not_found("Image layer not found"))?;
     let path = state.images.storage().blob_path(&link.digest);
-    let file = NamedFile::open_async(&path).await.map_err(|e| {
-        log::error!("layer {} of image {id} unreadable: {e}", link.digest);
-        AppError::not_found("Image layer not found")
-    })?;
-    let mut resp = file
-        .disable_content_disposition()
-        .set_content_type("application/octet-stream".parse().map_err(AppError::internal)?)
-        .use_etag(true)
-        .into_response(&req);
-    resp.headers_mut().insert(
-        header::HeaderName::from_static("x-docker-size"),
-        header::HeaderValue::from(link.size),
-    );
-    resp.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("public, max-age=31536000"),
-    );
-    Ok(resp)
+    crate::http::files::serve(&req, &path, link.size, "application/octet-stream", |r| {
+        r.insert_header(("X-Docker-Size", link.size.to_string()))
+            .insert_header((header::CACHE_CONTROL, "public, max-age=31536000"));
+    })
+    .await
 }
 
 async fn get_ancestry(state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>) -> AppResult<HttpResponse> {
