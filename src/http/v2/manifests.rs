@@ -27,6 +27,14 @@ fn manifest_unknown() -> AppError {
     AppError::new(Kind::ManifestUnknown, "manifest unknown to registry")
 }
 
+/// The reference of a GET, HEAD or DELETE. One that is neither a tag nor a digest names no
+/// manifest, so it is not found (404), as in CNCF Distribution, whose routes never match it; the
+/// conformance suite asks for `.INVALID_MANIFEST_NAME` and expects 404. Only a PUT, which would
+/// create it, reports TAG_INVALID / DIGEST_INVALID.
+fn existing_reference(raw: &str) -> V2Result<Reference> {
+    Reference::parse(raw).map_err(|_| manifest_unknown().into())
+}
+
 /// True when the client's `Accept` names single-manifest types but not `media_type`: an old
 /// client that cannot take an index gets the default platform's manifest instead.
 fn wants_single(req: &HttpRequest, media_type: &str) -> bool {
@@ -52,7 +60,7 @@ async fn get_manifest(
     let (name, reference) = path.into_inner();
     let name = Name::parse(&name)?;
     authorize(&state, &req, &name, Access::Read).await?;
-    let reference = Reference::parse(&reference)?;
+    let reference = existing_reference(&reference)?;
     let mut found: StoredManifest = state
         .repos
         .manifest(&name.repo, &reference)
@@ -177,7 +185,7 @@ async fn delete_manifest(
     let (name, reference) = path.into_inner();
     let name = Name::parse(&name)?;
     authorize(&state, &req, &name, Access::Delete).await?;
-    match Reference::parse(&reference)? {
+    match existing_reference(&reference)? {
         Reference::Tag(t) => {
             if !state.repos.untag(&name.repo, &t).await? {
                 return Err(manifest_unknown().into());
