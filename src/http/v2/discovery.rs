@@ -36,7 +36,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// Applies `last` and `n` to a sorted list; returns the page and whether more follow.
 fn paginate(all: Vec<String>, req: &HttpRequest) -> V2Result<(Vec<String>, Option<usize>)> {
     let last = query_one(req, "last");
-    let n = match query_one(req, "n") {
+    // An empty `n=` sets no limit, as in CNCF Distribution (clients build `?n=&last=` URLs).
+    let n = match query_one(req, "n").filter(|n| !n.is_empty()) {
         Some(n) => Some(
             n.parse::<usize>()
                 .map_err(|_| AppError::new(Kind::BadRequest, format!("invalid n {n:?}")))?,
