@@ -83,7 +83,7 @@ async fn tags_list_order_and_pagination() {
     assert_eq!(g.h("link"), None);
     let g = api.get("/v2/alice/app/tags/list?last=b", None).await;
     assert_eq!(list(&g), ["latest", "v1", "v10", "v2"], "last need not be a tag");
-    for n in ["8", "100"] {
+    for n in ["8", "100", ""] {
         let g = api.get(&format!("/v2/alice/app/tags/list?n={n}"), None).await;
         assert_eq!(list(&g), sorted, "n={n}");
         assert_eq!(g.h("link"), None, "all fit: no Link (n={n})");

@@ -145,11 +145,20 @@ async fn delete_tags_manifests_and_blobs() {
         "MANIFEST_UNKNOWN",
         "unknown manifest",
     );
+    for never in ["never", ".INVALID_MANIFEST_NAME", "sha256:totallywrong"] {
+        err(
+            &api.delete(&format!("/v2/{repo}/manifests/{never}"), Some(&alice)).await,
+            404,
+            "MANIFEST_UNKNOWN",
+            never,
+        );
+    }
     err(
-        &api.delete(&format!("/v2/{repo}/manifests/never"), Some(&alice)).await,
+        &api.delete(&format!("/v2/{repo}/blobs/sha256:nothex"), Some(&alice))
+            .await,
         404,
-        "MANIFEST_UNKNOWN",
-        "unknown tag",
+        "BLOB_UNKNOWN",
+        "blob digest that cannot exist",
     );
     let g = api
         .delete(&format!("/v2/alice/none/manifests/{}", sha256(b"x")), Some(&alice))

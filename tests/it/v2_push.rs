@@ -379,10 +379,15 @@ async fn manifest_push_validation_subject_tags_and_size() {
     ok(&g, 201, "Content-Type with parameters");
 
     // Invalid tags: in the path and in ?tag=. Nothing is stored for a refused request.
-    for bad in ["-dash", ".dot", &"a".repeat(129)] {
+    for bad in ["-dash", ".INVALID_MANIFEST_NAME", &"a".repeat(129)] {
         let g = api.put_manifest(Some(&alice), repo, bad, OCI_MANIFEST, &good).await;
         err(&g, 400, "TAG_INVALID", bad);
     }
+    // The conformance suite's malformed digest: 400 with a code from the spec's table.
+    let g = api
+        .put_manifest(Some(&alice), repo, "sha256:totallywrong", OCI_MANIFEST, b"blablabla")
+        .await;
+    err(&g, 400, "DIGEST_INVALID", "malformed digest reference");
     let fresh = serde_json::to_vec_pretty(&manifest_over(&config, &[&layer])).unwrap();
     let fresh_digest = sha256(&fresh);
     let g = go(api
@@ -470,6 +475,82 @@ async fn manifest_push_validation_subject_tags_and_size() {
         "MANIFEST_UNKNOWN",
         "oversized manifest not stored",
     );
+}
+
+#[tokio::test]
+async fn unknown_fields_types_and_nested_indexes_are_stored() {
+    let s = Server::start("");
+    let (alice, _, _) = users(&s).await;
+    let api = Api::new(&s);
+    let repo = "alice/art";
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
+    let layer = random_bytes(64);
+    api.blob(&alice, repo, &config).await;
+    api.blob(&alice, repo, &layer).await;
+    api.blob(&alice, repo, b"{}").await;
+
+    // Descriptors with `data`, fields nobody knows, and media types the registry does not know
+    // (image-spec: implementations MUST NOT error on them).
+    use base64::Engine;
+    let mut cfg = desc(OCI_CONFIG, &config);
+    cfg["data"] = json!(base64::engine::general_purpose::STANDARD.encode(&config));
+    cfg["newUnspecifiedField"] = json!("aGVsbG8gd29ybGQ=");
+    let mut pushed = Vec::new();
+    for layer_type in [
+        "application/vnd.oci.image.layer.v1.tar",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+        "application/vnd.oci.image.layer.v1.tar+zstd",
+        "application/vnd.example.unknown.layer",
+    ] {
+        let m = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": cfg,
+            "layers": [desc(layer_type, &layer)],
+            "unknownTopLevel": {"x": 1},
+        });
+        pushed.push(
+            api.manifest(&alice, repo, "", OCI_MANIFEST, serde_json::to_vec_pretty(&m).unwrap())
+                .await,
+        );
+    }
+    // An artifact: custom config media type; and one with the empty config and artifactType.
+    let m = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                   "config": desc("application/vnd.example.config", &config), "layers": [desc(OCI_EMPTY, b"{}")]});
+    api.manifest(&alice, repo, "artifact", OCI_MANIFEST, serde_json::to_vec(&m).unwrap())
+        .await;
+    let m = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.example.thing",
+                   "config": desc(OCI_EMPTY, b"{}"), "layers": [desc("application/vnd.example.thing", &layer)]});
+    api.manifest(&alice, repo, "thing", OCI_MANIFEST, serde_json::to_vec(&m).unwrap())
+        .await;
+
+    // An index of manifests, then an index of that index (nested), with artifactType.
+    let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "artifactType": "application/vnd.example.index",
+                       "manifests": [pushed[0].descriptor(), pushed[1].descriptor()],
+                       "annotations": {"org.opencontainers.conformance.test": "test index"}});
+    let index = api
+        .manifest(&alice, repo, "", OCI_INDEX, serde_json::to_vec_pretty(&index).unwrap())
+        .await;
+    let nested = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [index.descriptor()]});
+    let nested = api
+        .manifest(
+            &alice,
+            repo,
+            "nested",
+            OCI_INDEX,
+            serde_json::to_vec_pretty(&nested).unwrap(),
+        )
+        .await;
+    let g = api.get(&format!("/v2/{repo}/manifests/nested"), None).await;
+    assert_eq!(g.body, nested.body);
+    assert_eq!(g.h("content-type").as_deref(), Some(OCI_INDEX));
+    for p in &pushed {
+        ok(
+            &api.get(&format!("/v2/{repo}/manifests/{}", p.digest), None).await,
+            200,
+            "stored",
+        );
+    }
 }
 
 /// A signed schema1 manifest as libtrust writes it: the payload pretty-printed with three
