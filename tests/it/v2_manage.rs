@@ -131,6 +131,23 @@ async fn delete_tags_manifests_and_blobs() {
         "BLOB_UNKNOWN",
         "blob deleted twice",
     );
+    // Deleted content can be pushed again (the conformance suite re-uploads between workflows).
+    assert_eq!(api.blob(&alice, repo, b"a layer to delete").await, layer);
+    ok(&api.get(&blob, None).await, 200, "blob pushed again");
+    let loc = api.session(repo, &alice).await;
+    ok(
+        &api.close(&loc, &alice, &layer, None, b"a layer to delete").await,
+        201,
+        "again, POST+PUT",
+    );
+    api.manifest(&alice, repo, "", OCI_MANIFEST, img.body.clone()).await;
+    ok(&api.get(&by_digest, None).await, 200, "manifest pushed again");
+    err(
+        &api.get(&format!("/v2/{repo}/manifests/stable"), None).await,
+        404,
+        "MANIFEST_UNKNOWN",
+        "its old tags stay deleted",
+    );
     err(
         &api.delete(&format!("/v2/{repo}/blobs/{}", sha256(b"never")), Some(&alice))
             .await,
