@@ -144,6 +144,8 @@ async fn sessions_unknown_cancelled_and_bound_to_their_repository() {
             go(api.req(Method::GET, &loc, Some(&alice))).await,
             api.patch(&loc, &alice, None, b"x").await,
             api.close(&loc, &alice, &d, None, b"x").await,
+            api.close(&loc, &alice, "sha256:bad", None, b"x").await,
+            go(api.req(Method::PUT, &loc, Some(&alice))).await,
             api.delete(&loc, Some(&alice)).await,
         ] {
             err(&g, 404, "BLOB_UPLOAD_UNKNOWN", &loc);

@@ -146,10 +146,11 @@ async fn close(
     let (name, uuid) = path.into_inner();
     let name = Name::parse(&name)?;
     let who = authorize(&state, &req, &name, Access::Write).await?;
+    // An unknown session is 404 whatever else is wrong with the request.
+    let session = state.uploads.get(&name.repo, &uuid).await?;
     let digest: Digest = query_one(&req, "digest")
         .ok_or_else(|| AppError::new(Kind::DigestInvalid, "the digest query parameter is required"))?
         .parse()?;
-    let session = state.uploads.get(&name.repo, &uuid).await?;
     let range = content_range(&req)?;
     let mut session = session.lock().await;
     state.uploads.append(&mut session, range, body).await?;
