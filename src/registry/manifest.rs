@@ -112,7 +112,13 @@ pub fn parse(body: &[u8], content_type: &str) -> AppResult<Parsed> {
             if raw.manifests.is_some() {
                 OCI_INDEX.into()
             } else if raw.fs_layers.is_some() {
-                DOCKER_SCHEMA1_SIGNED.into()
+                // Schema1 without a declared type: signed or not, as the body says, so clients
+                // that verify a JWS are not handed one without signatures.
+                if raw.signatures.as_ref().is_some_and(|s| !s.is_empty()) {
+                    DOCKER_SCHEMA1_SIGNED.into()
+                } else {
+                    DOCKER_SCHEMA1.into()
+                }
             } else {
                 OCI_MANIFEST.into()
             }
