@@ -651,6 +651,20 @@ async fn signed_schema1_is_kept_byte_for_byte() {
         .put_manifest(Some(&alice), "alice/old", &sha256(&signed), SCHEMA1_SIGNED, &signed)
         .await;
     err(&g, 400, "DIGEST_INVALID", "schema1 by the digest of the signed bytes");
+    // Unsigned schema1 sent without a type is served as the unsigned type, not as a JWS.
+    let unsigned = payload.clone();
+    for ct in ["", "application/json"] {
+        let g = api
+            .put_manifest(Some(&alice), "alice/old", "unsigned", ct, &unsigned)
+            .await;
+        ok(&g, 201, "unsigned schema1");
+        let g = api.get("/v2/alice/old/manifests/unsigned", None).await;
+        assert_eq!(
+            g.h("content-type").as_deref(),
+            Some("application/vnd.docker.distribution.manifest.v1+json")
+        );
+        assert_eq!(g.body, unsigned);
+    }
     // Its layers must be in the repository.
     let (bad, _) = schema1_signed("alice/old", "bad", &[sha256(b"absent")]);
     let g = api
