@@ -7,14 +7,15 @@ use crate::http::files;
 use crate::index::Access;
 use crate::registry::digest::Digest;
 use crate::state::AppState;
+use actix_web::body::SizedStream;
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/{name:.+}/blobs/{digest}")
             .route(web::get().to(get_blob))
-            .route(web::head().to(get_blob))
+            .route(web::head().to(head_blob))
             .route(web::delete().to(delete_blob)),
     );
 }
@@ -29,26 +30,54 @@ fn existing_digest(raw: &str) -> V2Result<Digest> {
     raw.parse().map_err(|_| blob_unknown().into())
 }
 
+/// The blob's digest and size, if the caller may read it from this repository.
+async fn lookup(state: &AppState, req: &HttpRequest, name: &str, digest: &str) -> V2Result<(Digest, u64)> {
+    let name = Name::parse(name)?;
+    authorize(state, req, &name, Access::Read).await?;
+    let digest = existing_digest(digest)?;
+    let size = state.repos.blob(&name.repo, &digest).await?.ok_or_else(blob_unknown)?;
+    Ok((digest, size))
+}
+
+fn blob_headers(r: &mut HttpResponseBuilder, digest: &Digest) {
+    r.insert_header(("Docker-Content-Digest", digest.to_string()))
+        .insert_header((header::ETAG, format!("\"{digest}\"")))
+        // Content-addressed: the bytes behind a digest never change.
+        .insert_header((header::CACHE_CONTROL, "max-age=31536000"));
+}
+
 async fn get_blob(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> V2Result<HttpResponse> {
     let (name, digest) = path.into_inner();
-    let name = Name::parse(&name)?;
-    authorize(&state, &req, &name, Access::Read).await?;
-    let digest = existing_digest(&digest)?;
-    let size = state.repos.blob(&name.repo, &digest).await?.ok_or_else(blob_unknown)?;
+    let (digest, size) = lookup(&state, &req, &name, &digest).await?;
     let path = state.repos.storage().blob_path(&digest);
-    let etag = format!("\"{digest}\"");
     let resp = files::serve(&req, &path, size, "application/octet-stream", |r| {
-        r.insert_header(("Docker-Content-Digest", digest.to_string()))
-            .insert_header((header::ETAG, etag))
-            // Content-addressed: the bytes behind a digest never change.
-            .insert_header((header::CACHE_CONTROL, "max-age=31536000"));
+        blob_headers(r, &digest)
     })
     .await?;
     Ok(resp)
+}
+
+/// HEAD: the headers of a GET and the size, without the bytes. actix polls a HEAD response's
+/// body to its end and discards it, so a file stream here would read the whole blob for nothing,
+/// and clients HEAD every layer before they push it.
+async fn head_blob(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> V2Result<HttpResponse> {
+    let (name, digest) = path.into_inner();
+    let (digest, size) = lookup(&state, &req, &name, &digest).await?;
+    let mut resp = HttpResponse::Ok();
+    blob_headers(&mut resp, &digest);
+    let nothing = futures::stream::empty::<Result<web::Bytes, std::io::Error>>();
+    Ok(resp
+        .content_type("application/octet-stream")
+        .insert_header((header::ACCEPT_RANGES, "bytes"))
+        .body(SizedStream::new(size, nothing)))
 }
 
 /// Removes the repository's link to the blob; the bytes go when garbage collection finds no
