@@ -377,6 +377,23 @@ async fn one_gib_chunked_upload_streams_in_bounded_memory() {
         "server memory grew from {rss_before} KiB to a peak of {peak} KiB"
     );
 
+    // HEAD gives the size without reading the bytes (Docker HEADs every layer before a push).
+    let read_bytes = || {
+        let io = std::fs::read_to_string(format!("/proc/{}/io", s.pid())).unwrap();
+        io.lines()
+            .find_map(|l| l.strip_prefix("rchar: "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap()
+    };
+    let before = read_bytes();
+    for _ in 0..3 {
+        let g = api.head(&format!("/v2/alice/big/blobs/{digest}"), None).await;
+        ok(&g, 200, "HEAD 1 GiB");
+        assert_eq!(g.h("content-length"), Some((4 * CHUNK).to_string()));
+    }
+    let read = read_bytes() - before;
+    assert!(read < 16 << 20, "three HEADs read {read} bytes");
+
     // Download it back, streamed, and compare.
     let resp = api
         .req(Method::GET, &format!("/v2/alice/big/blobs/{digest}"), None)
