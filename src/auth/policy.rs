@@ -66,7 +66,8 @@ pub fn decide(who: &Identity, repo: &RepoName, meta: Option<&Repo>, access: Acce
                 Access::Read => Err(hidden()),
                 Access::Write if owns || collaborates => Ok(()),
                 Access::Delete if owns => Ok(()),
-                _ if private && !collaborates => Err(hidden()),
+                // Writes by strangers get 403 whether the repository is private or absent, so the
+                // answer says nothing about a private repository's existence.
                 _ if repo.is_library() => Err(AppError::forbidden("Only administrators may push to library/")),
                 _ => Err(AppError::forbidden(format!(
                     "Access denied: {} may not {} {}",

@@ -77,6 +77,13 @@ pub async fn serve(
             (start, len)
         }
     };
+    resp.content_type(content_type);
+    if req.method() == actix_web::http::Method::HEAD {
+        // actix drains a HEAD response's body and discards it: a file stream here would read the
+        // whole file for nothing (clients HEAD every layer before pushing it).
+        let nothing = futures::stream::empty::<Result<actix_web::web::Bytes, std::io::Error>>();
+        return Ok(resp.body(SizedStream::new(len, nothing)));
+    }
     let p = path.to_path_buf();
     let file = tokio::task::spawn_blocking(move || std::fs::File::open(p))
         .await
@@ -85,6 +92,5 @@ pub async fn serve(
             log::error!("stored file {} unreadable: {e}", path.display());
             AppError::internal("stored file unreadable")
         })?;
-    resp.content_type(content_type);
     Ok(resp.body(SizedStream::new(len, FileStream::new(file, start, len))))
 }

@@ -173,7 +173,7 @@ async fn private_repositories_and_collaborators() {
             .send()
             .await
             .unwrap(),
-        404,
+        403,
         "stranger adds collaborator",
     )
     .await;

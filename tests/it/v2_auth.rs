@@ -35,8 +35,8 @@ async fn base_endpoint_challenges_and_version_header() {
     err(
         &api.get("/v2/alice/app/manifests/latest", None).await,
         404,
-        "MANIFEST_UNKNOWN",
-        "unknown manifest",
+        "NAME_UNKNOWN",
+        "manifest of a repository that does not exist",
     );
     err(
         &api.get("/v2/Alice/App/tags/list", None).await,

@@ -261,21 +261,17 @@ async fn private_repositories_collaborators_and_search() {
         let cat = api.get("/v2/_catalog", who).await.json();
         assert_eq!(cat["repositories"], json!([]), "catalog for {who:?}");
     }
-    // A stranger cannot push into it, nor learn that it exists by trying.
-    let g = api.start_upload(repo, "", Some(&bobby)).await;
-    err(&g, 404, "NAME_UNKNOWN", "stranger pushes to a private repository");
-    let g = api
-        .put_manifest(Some(&bobby), repo, "mine", OCI_MANIFEST, &img.body)
-        .await;
-    err(&g, 404, "NAME_UNKNOWN", "stranger tags in a private repository");
-
+    // A stranger cannot push into it, nor learn that it exists by trying: the answer is the
+    // one for a repository of alice's that does not exist.
+    let absent = "alice/never-created";
+    for r in [repo, absent] {
+        let g = api.start_upload(r, "", Some(&bobby)).await;
+        err(&g, 403, "DENIED", &format!("stranger pushes to {r}"));
+        let g = api.put_manifest(Some(&bobby), r, "mine", OCI_MANIFEST, &img.body).await;
+        err(&g, 403, "DENIED", &format!("stranger tags in {r}"));
+    }
     for p in [&paths[0], &paths[2]] {
-        err(
-            &api.delete(p, Some(&bobby)).await,
-            404,
-            "NAME_UNKNOWN",
-            "stranger deletes",
-        );
+        err(&api.delete(p, Some(&bobby)).await, 403, "DENIED", "stranger deletes");
     }
     err(
         &api.delete(&paths[0], Some(&carol)).await,

@@ -7,7 +7,6 @@ use crate::http::files;
 use crate::index::Access;
 use crate::registry::digest::Digest;
 use crate::state::AppState;
-use actix_web::body::SizedStream;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 
@@ -15,7 +14,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/{name:.+}/blobs/{digest}")
             .route(web::get().to(get_blob))
-            .route(web::head().to(head_blob))
+            .route(web::head().to(get_blob))
             .route(web::delete().to(delete_blob)),
     );
 }
@@ -59,25 +58,6 @@ async fn get_blob(
     })
     .await?;
     Ok(resp)
-}
-
-/// HEAD: the headers of a GET and the size, without the bytes. actix polls a HEAD response's
-/// body to its end and discards it, so a file stream here would read the whole blob for nothing,
-/// and clients HEAD every layer before they push it.
-async fn head_blob(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-) -> V2Result<HttpResponse> {
-    let (name, digest) = path.into_inner();
-    let (digest, size) = lookup(&state, &req, &name, &digest).await?;
-    let mut resp = HttpResponse::Ok();
-    blob_headers(&mut resp, &digest);
-    let nothing = futures::stream::empty::<Result<web::Bytes, std::io::Error>>();
-    Ok(resp
-        .content_type("application/octet-stream")
-        .insert_header((header::ACCEPT_RANGES, "bytes"))
-        .body(SizedStream::new(size, nothing)))
 }
 
 /// Removes the repository's link to the blob; the bytes go when garbage collection finds no

@@ -105,7 +105,11 @@ pub async fn authorize(state: &AppState, req: &HttpRequest, name: &Name, access:
         Ok(w) => w,
         Err(e) => return Err(challenged(state, req, Some(scope), e)),
     };
+    let name_unknown = || AppError::new(Kind::NameUnknown, "repository name not known to registry");
     match state.gate.check(&who, &name.repo, access).await {
+        // A read in a repository that does not exist answers exactly as one the caller may
+        // not see (below), so the answer never tells a private repository from no repository.
+        Ok(()) if access == Access::Read && !state.repos.exists(&name.repo).await? => Err(name_unknown().into()),
         Ok(()) => Ok(who),
         Err(e) if e.kind == Kind::Unauthorized => {
             let error = matches!(who, Identity::Bearer(_)).then_some("insufficient_scope");
@@ -114,9 +118,7 @@ pub async fn authorize(state: &AppState, req: &HttpRequest, name: &Name, access:
                 challenge: Some(challenge(state, req, Some(scope), error)),
             })
         }
-        Err(e) if e.kind == Kind::NotFound => {
-            Err(AppError::new(Kind::NameUnknown, "repository name not known to registry").into())
-        }
+        Err(e) if e.kind == Kind::NotFound => Err(name_unknown().into()),
         Err(e) => Err(e.into()),
     }
 }
