@@ -1,7 +1,7 @@
 //! `GET|HEAD|DELETE /v2/{name}/blobs/{digest}`: blobs the repository may serve, from the shared
 //! content-addressed store, with `Range` (served like v1 layers, by `http::files`).
 
-use super::{authorize, Name, V2Result};
+use super::{authorize, not_found, Name, V2Result};
 use crate::error::{AppError, Kind};
 use crate::http::files;
 use crate::index::Access;
@@ -34,7 +34,9 @@ async fn lookup(state: &AppState, req: &HttpRequest, name: &str, digest: &str) -
     let name = Name::parse(name)?;
     authorize(state, req, &name, Access::Read).await?;
     let digest = existing_digest(digest)?;
-    let size = state.repos.blob(&name.repo, &digest).await?.ok_or_else(blob_unknown)?;
+    let Some(size) = state.repos.blob(&name.repo, &digest).await? else {
+        return Err(not_found(state, &name.repo, blob_unknown()).await);
+    };
     Ok((digest, size))
 }
 

@@ -1,13 +1,13 @@
 //! `GET|HEAD|PUT|DELETE /v2/{name}/manifests/{reference}` over Docker schema2, manifest lists,
 //! OCI manifests and indexes, and signed schema1 (kept byte for byte).
 
-use super::{authorize, ensure_record, query_all, Name, V2Result};
+use super::{authorize, ensure_record, not_found, query_all, Name, V2Result};
 use crate::error::{AppError, Kind};
 use crate::index::Access;
 use crate::registry::digest::Algorithm;
 use crate::registry::manifest::{self, MAX_MANIFEST_BYTES};
 use crate::registry::names::TagName;
-use crate::registry::repository::{Reference, StoredManifest};
+use crate::registry::repository::Reference;
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -61,11 +61,9 @@ async fn get_manifest(
     let name = Name::parse(&name)?;
     authorize(&state, &req, &name, Access::Read).await?;
     let reference = existing_reference(&reference)?;
-    let mut found: StoredManifest = state
-        .repos
-        .manifest(&name.repo, &reference)
-        .await?
-        .ok_or_else(manifest_unknown)?;
+    let Some(mut found) = state.repos.manifest(&name.repo, &reference).await? else {
+        return Err(not_found(&state, &name.repo, manifest_unknown()).await);
+    };
     if manifest::is_index(&found.media_type) && wants_single(&req, &found.media_type) {
         if let Some(child) = manifest::pick_platform(&found.body) {
             if let Some(m) = state.repos.manifest(&name.repo, &Reference::Digest(child)).await? {

@@ -105,11 +105,7 @@ pub async fn authorize(state: &AppState, req: &HttpRequest, name: &Name, access:
         Ok(w) => w,
         Err(e) => return Err(challenged(state, req, Some(scope), e)),
     };
-    let name_unknown = || AppError::new(Kind::NameUnknown, "repository name not known to registry");
     match state.gate.check(&who, &name.repo, access).await {
-        // A read in a repository that does not exist answers exactly as one the caller may
-        // not see (below), so the answer never tells a private repository from no repository.
-        Ok(()) if access == Access::Read && !state.repos.exists(&name.repo).await? => Err(name_unknown().into()),
         Ok(()) => Ok(who),
         Err(e) if e.kind == Kind::Unauthorized => {
             let error = matches!(who, Identity::Bearer(_)).then_some("insufficient_scope");
@@ -120,6 +116,22 @@ pub async fn authorize(state: &AppState, req: &HttpRequest, name: &Name, access:
         }
         Err(e) if e.kind == Kind::NotFound => Err(name_unknown().into()),
         Err(e) => Err(e.into()),
+    }
+}
+
+fn name_unknown() -> AppError {
+    AppError::new(Kind::NameUnknown, "repository name not known to registry")
+}
+
+/// The answer for something not found in `repo`: `missing`, or NAME_UNKNOWN when the repository
+/// itself does not exist. A repository the caller may not see answers NAME_UNKNOWN too (in
+/// `authorize`), so no answer tells a private repository from no repository. Checked only on a
+/// miss, to keep the hit path to one storage read.
+pub async fn not_found(state: &AppState, repo: &RepoName, missing: AppError) -> V2Error {
+    match state.repos.exists(repo).await {
+        Ok(true) => missing.into(),
+        Ok(false) => name_unknown().into(),
+        Err(e) => e.into(),
     }
 }
 
