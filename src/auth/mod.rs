@@ -272,14 +272,22 @@ impl Gate {
             return Err(wrong());
         };
         if !self.cache.hit(user, password, &account.password) {
-            let (pw, phc) = (password.to_string(), account.password.clone());
-            let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &phc))
-                .await
-                .map_err(AppError::internal)?;
-            if !ok {
-                return Err(wrong());
+            let flight = self.cache.flight(user, password);
+            let _turn = flight.lock().await;
+            // Another request may have verified this very credential while we waited.
+            if !self.cache.hit(user, password, &account.password) {
+                let (pw, phc) = (password.to_string(), account.password.clone());
+                let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &phc))
+                    .await
+                    .map_err(AppError::internal);
+                if matches!(ok, Ok(true)) {
+                    self.cache.remember(user, password, &account.password);
+                }
+                self.cache.land(user, password);
+                if !ok? {
+                    return Err(wrong());
+                }
             }
-            self.cache.remember(user, password, &account.password);
         }
         if !account.active {
             return Err(AppError::forbidden(

@@ -8,7 +8,7 @@ use rand::rngs::OsRng;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub fn hash(password: &str, rounds: u32) -> AppResult<String> {
@@ -46,6 +46,10 @@ const CACHE_MAX: usize = 10_000;
 pub struct CredentialCache {
     secret: [u8; 32],
     entries: Mutex<HashMap<[u8; 32], (String, Instant)>>,
+    /// One verification at a time per credential: when many connections arrive at once with the
+    /// same (not yet cached) password, one hashes and the others wait for its answer instead of
+    /// each burning a pbkdf2 run.
+    inflight: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Default for CredentialCache {
@@ -55,6 +59,7 @@ impl Default for CredentialCache {
         CredentialCache {
             secret,
             entries: Mutex::new(HashMap::new()),
+            inflight: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -75,6 +80,19 @@ impl CredentialCache {
             return false;
         };
         matches!(entries.get(&key), Some((p, at)) if p == phc && at.elapsed() < CACHE_TTL)
+    }
+
+    /// The lock to hold while verifying this credential.
+    pub fn flight(&self, user: &str, password: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let key = self.key(user, password);
+        let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        inflight.entry(key).or_default().clone()
+    }
+
+    /// Done verifying: later callers find the cache (or verify afresh after a wrong password).
+    pub fn land(&self, user: &str, password: &str) {
+        let key = self.key(user, password);
+        self.inflight.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
     }
 
     pub fn remember(&self, user: &str, password: &str, phc: &str) {
