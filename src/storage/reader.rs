@@ -56,7 +56,13 @@ fn map_window(file: &File, offset: u64, len: u64) -> io::Result<Bytes> {
     // fsynced and renamed into place, and never opened for writing or truncated afterwards
     // (garbage collection only unlinks them, which leaves a mapping intact). So the mapped bytes
     // cannot change or disappear while the `Bytes` that owns the mapping is alive.
-    let map = unsafe { memmap2::MmapOptions::new().offset(offset).len(len).populate().map(file)? };
+    let map = unsafe {
+        memmap2::MmapOptions::new()
+            .offset(offset)
+            .len(len)
+            .populate()
+            .map(file)?
+    };
     Ok(Bytes::from_owner(map))
 }
 
@@ -66,7 +72,12 @@ fn read_window(file: &File, offset: u64, len: u64) -> io::Result<Bytes> {
     let mut filled = 0;
     while filled < buf.len() {
         match file.read_at(&mut buf[filled..], offset + filled as u64) {
-            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than announced")),
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shorter than announced",
+                ))
+            }
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),

@@ -1,7 +1,7 @@
 //! `/v1/repositories/{repo}/...` on the index side: create/update (push start and end), image
 //! lists (pull start), token checks, delete, and Skiff's visibility and collaborator API.
 
-use super::{json, ok_true};
+use super::{gate, json, ok_true};
 use crate::auth::Identity;
 use crate::error::{AppError, AppResult};
 use crate::http::{header_str, request_host};
@@ -48,13 +48,6 @@ fn index(state: &AppState) -> AppResult<Index> {
             state.config.index_endpoint
         ))
     })
-}
-
-async fn gate(state: &AppState, req: &HttpRequest, repo: &str, access: Access) -> AppResult<(Identity, RepoName)> {
-    let repo = RepoName::parse(repo)?;
-    let who = state.gate.identify(req).await?;
-    state.gate.check(&who, &repo, access).await?;
-    Ok((who, repo))
 }
 
 fn wants_token(req: &HttpRequest) -> bool {

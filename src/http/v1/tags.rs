@@ -1,7 +1,6 @@
 //! `/v1/repositories/{repo}/tags...`: the registry side of repositories.
 
-use super::{json, ok_true};
-use crate::auth::Identity;
+use super::{gate, json, ok_true};
 use crate::error::{AppError, AppResult};
 use crate::index::Access;
 use crate::registry::names::{ImageId, RepoName, TagName};
@@ -23,14 +22,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::delete().to(delete_all)),
         )
         .route("/repositories/{repo:.+}/json", web::get().to(repo_json));
-}
-
-/// Identifies the caller and checks `access` on the repository in the path.
-async fn gate(state: &AppState, req: &HttpRequest, repo: &str, access: Access) -> AppResult<(Identity, RepoName)> {
-    let repo = RepoName::parse(repo)?;
-    let who = state.gate.identify(req).await?;
-    state.gate.check(&who, &repo, access).await?;
-    Ok((who, repo))
 }
 
 /// 404 unless the repository exists in the index or has data in the registry.
