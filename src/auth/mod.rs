@@ -374,7 +374,7 @@ impl Gate {
         if let Some(remote) = &self.remote {
             // Image routes name no repository: the token's own, once confirmed, must hold it.
             let (repo, _) = Self::confirm_claimed(remote, who, Access::Read).await?;
-            return if images.repos(id).await?.contains(&repo) {
+            return if images.is_member(id, &repo).await? {
                 Ok(())
             } else {
                 Err(AppError::not_found("Image not found"))
@@ -388,7 +388,15 @@ impl Gate {
                 return Ok(());
             }
         }
-        for repo in images.repos(id).await? {
+        // Docker pulls with a token: its repository is the one to try first, in O(1).
+        if let Identity::Token(grant) = who {
+            if let Ok(repo) = RepoName::parse(&grant.repo) {
+                if images.is_member(id, &repo).await? && self.allows(who, &repo, Access::Read).await? {
+                    return Ok(());
+                }
+            }
+        }
+        for repo in images.member_repos(id)? {
             if self.allows(who, &repo, Access::Read).await? {
                 return Ok(());
             }

@@ -22,6 +22,9 @@ pub struct Index {
     repos: sled::Tree,
     tokens: sled::Tree,
     pbkdf2_rounds: u32,
+    /// Every repository record without its image list, in name order: what search and the
+    /// catalog scan. Rebuilt on the first read after any repository write.
+    listing: std::sync::Arc<std::sync::RwLock<Option<std::sync::Arc<Vec<Repo>>>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +56,7 @@ impl Index {
             tokens: open("tokens")?,
             db: db.clone(),
             pbkdf2_rounds,
+            listing: Default::default(),
         };
         let meta = open("meta")?;
         meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())

@@ -81,6 +81,7 @@ impl Index {
             repo.updated = now_secs();
             let new = encode(&repo)?;
             if self.repos.compare_and_swap(key, old, Some(new))?.is_ok() {
+                self.forget_listing();
                 return Ok(repo);
             }
         }
@@ -99,17 +100,44 @@ impl Index {
             repo.updated = now_secs();
             let new = encode(&repo)?;
             if self.repos.compare_and_swap(key, Some(old), Some(new))?.is_ok() {
+                self.forget_listing();
                 return Ok(repo);
             }
         }
     }
 
     pub fn delete_repo(&self, name: &RepoName) -> AppResult<bool> {
-        Ok(self.repos.remove(name.as_str().as_bytes())?.is_some())
+        let removed = self.repos.remove(name.as_str().as_bytes())?.is_some();
+        self.forget_listing();
+        Ok(removed)
     }
 
     /// All repositories, in name order.
     pub fn repos(&self) -> AppResult<Vec<Repo>> {
         self.repos.iter().values().map(|v| decode(&v?)).collect()
+    }
+
+    /// All repository records without their image lists, in name order, from memory: search
+    /// and the catalog read this on every request, and decoding 10,000 records each time would
+    /// cost milliseconds and megabytes per request.
+    pub fn listing(&self) -> AppResult<std::sync::Arc<Vec<Repo>>> {
+        if let Some(l) = self.listing.read().ok().and_then(|g| g.clone()) {
+            return Ok(l);
+        }
+        let mut all = self.repos()?;
+        for r in &mut all {
+            r.images = Vec::new();
+        }
+        let all = std::sync::Arc::new(all);
+        if let Ok(mut slot) = self.listing.write() {
+            *slot = Some(all.clone());
+        }
+        Ok(all)
+    }
+
+    fn forget_listing(&self) {
+        if let Ok(mut slot) = self.listing.write() {
+            *slot = None;
+        }
     }
 }

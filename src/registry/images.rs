@@ -78,10 +78,26 @@ impl Images {
             .map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
-    /// Repositories this image belongs to.
-    pub async fn repos(&self, id: &ImageId) -> AppResult<Vec<RepoName>> {
-        let names = self.storage.list(&key(id, "_repos")).await?;
-        Ok(names.iter().filter_map(|n| RepoName::from_flat(n)).collect())
+    pub async fn is_member(&self, id: &ImageId, repo: &RepoName) -> AppResult<bool> {
+        Ok(self
+            .storage
+            .exists(&key(id, &format!("_repos/{}", repo.flat())))
+            .await?)
+    }
+
+    /// The repositories this image belongs to, read lazily from the directory: access checks
+    /// stop at the first readable one, and a base image can belong to thousands.
+    pub fn member_repos(&self, id: &ImageId) -> AppResult<impl Iterator<Item = RepoName>> {
+        let dir = self.storage.root().join(key(id, "_repos"));
+        let entries = match std::fs::read_dir(dir) {
+            Ok(rd) => Some(rd),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e.into()),
+        };
+        Ok(entries
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok()?.file_name().to_str().and_then(RepoName::from_flat)))
     }
 
     pub async fn add_repo(&self, id: &ImageId, repo: &RepoName) -> AppResult<()> {

@@ -31,11 +31,11 @@ async fn search(state: web::Data<AppState>, req: HttpRequest, query: web::Query<
     let page_size = query.n.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE);
     let page = query.page.unwrap_or(1).max(1);
     let repos = match state.gate.index() {
-        Some(ix) => ix.run(|ix| ix.repos()).await?,
-        None => Vec::new(),
+        Some(ix) => ix.run(|ix| ix.listing()).await?,
+        None => Default::default(),
     };
     let mut hits = Vec::new();
-    for repo in repos {
+    for repo in repos.iter() {
         let matches = repo.name.contains(&needle) || repo.description.to_lowercase().contains(&needle);
         if !matches {
             continue;
@@ -43,7 +43,7 @@ async fn search(state: web::Data<AppState>, req: HttpRequest, query: web::Query<
         let Ok(name) = RepoName::parse(&repo.name) else {
             continue;
         };
-        if crate::auth::policy::decide(&who, &name, Some(&repo), Access::Read).is_ok() {
+        if crate::auth::policy::decide(&who, &name, Some(repo), Access::Read).is_ok() {
             hits.push(repo);
         }
     }

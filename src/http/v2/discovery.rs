@@ -2,6 +2,7 @@
 //! and the `Link` header) and `GET /v2/{name}/referrers/{digest}` (with `artifactType`).
 
 use super::{authorize, challenged, query_one, Name, V2Result};
+use crate::auth::policy;
 use crate::error::{AppError, Kind};
 use crate::index::Access;
 use crate::registry::digest::Digest;
@@ -79,19 +80,23 @@ async fn catalog(state: web::Data<AppState>, req: HttpRequest) -> V2Result<HttpR
         .identify(&req)
         .await
         .map_err(|e| challenged(&state, &req, Some("registry:catalog:*".into()), e))?;
-    let names: Vec<RepoName> = match state.gate.index() {
-        Some(ix) => ix
-            .run(|ix| ix.repos())
-            .await?
-            .into_iter()
-            .filter_map(|r| RepoName::parse(&r.name).ok())
-            .collect(),
-        None => state.repos.names().await?,
-    };
     let mut visible = Vec::new();
-    for name in names {
-        if state.gate.allows(&who, &name, Access::Read).await? {
-            visible.push(name.to_string());
+    match state.gate.index() {
+        // Standalone: the in-memory listing holds each record, so no lookup per repository.
+        Some(ix) => {
+            for r in ix.run(|ix| ix.listing()).await?.iter() {
+                let Ok(name) = RepoName::parse(&r.name) else { continue };
+                if policy::decide(&who, &name, Some(r), Access::Read).is_ok() {
+                    visible.push(r.name.clone());
+                }
+            }
+        }
+        None => {
+            for name in state.repos.names().await? {
+                if state.gate.allows(&who, &name, Access::Read).await? {
+                    visible.push(name.to_string());
+                }
+            }
         }
     }
     visible.sort();
