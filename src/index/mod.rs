@@ -64,9 +64,14 @@ impl Index {
         Ok(index)
     }
 
-    /// Makes acknowledged changes durable before the client hears about them.
+    /// Makes acknowledged changes durable before the client hears about them. A blocking
+    /// `flush` on the blocking pool, not `flush_async`: in sled 0.34 concurrent `flush_async`
+    /// calls can wait forever (spacejam/sled#1308, seen here under 16 concurrent pushes).
     pub async fn flush(&self) -> AppResult<()> {
-        self.db.flush_async().await?;
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(AppError::internal)??;
         Ok(())
     }
 

@@ -87,6 +87,22 @@ impl Index {
         }
     }
 
+    /// Creates the record if there is none; true if it did.
+    pub fn ensure_repo(&self, name: &RepoName, owner: &str) -> AppResult<bool> {
+        if self.repo(name)?.is_some() {
+            return Ok(false);
+        }
+        let new = encode(&Repo::new(name, owner))?;
+        let created = self
+            .repos
+            .compare_and_swap(name.as_str().as_bytes(), None as Option<&[u8]>, Some(new))?
+            .is_ok();
+        if created {
+            self.forget_listing();
+        }
+        Ok(created)
+    }
+
     /// Applies `f` to an existing record; NotFound if there is none.
     pub fn update_repo(&self, name: &RepoName, f: impl Fn(&mut Repo) -> AppResult<()>) -> AppResult<Repo> {
         let key = name.as_str().as_bytes();

@@ -79,7 +79,9 @@ async fn put_tag(
         // Data pushed without an index call first (plain registry clients) still gets a record,
         // so ownership and visibility apply to it.
         let (index, name, owner) = (index.clone(), repo.clone(), user.to_string());
-        index.run(move |ix| ix.upsert_repo(&name, &owner, |_| {})).await?;
+        if index.run(move |ix| ix.ensure_repo(&name, &owner)).await? {
+            index.flush().await?;
+        }
     }
     Ok(ok_true())
 }

@@ -145,13 +145,9 @@ pub async fn ensure_record(state: &AppState, who: &Identity, repo: &RepoName) ->
             .unwrap_or(repo.namespace())
             .to_string();
         let (ix, name) = (ix.clone(), repo.clone());
-        ix.run(move |ix| {
-            if ix.repo(&name)?.is_none() {
-                ix.upsert_repo(&name, &owner, |_| {})?;
-            }
-            Ok(())
-        })
-        .await?;
+        if ix.run(move |ix| ix.ensure_repo(&name, &owner)).await? {
+            ix.flush().await?;
+        }
     }
     Ok(())
 }
