@@ -1,4 +1,4 @@
-//! Streaming reads of stored files: one blocking thread maps the file window by window (4 MiB)
+//! Streaming reads of stored files: one blocking thread maps the file window by window (1 MiB)
 //! and hands each window to the response as `Bytes` through a small bounded channel. The socket
 //! write then copies straight from the page cache, once, as sendfile would (a `read` into a
 //! buffer would copy every byte twice); each window is unmapped as soon as it has been sent, so
@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::sync::mpsc;
 
-const WINDOW: u64 = 4 << 20;
+const WINDOW: u64 = 1 << 20;
 const IN_FLIGHT: usize = 2;
 
 pub struct FileStream {
