@@ -147,23 +147,23 @@ class Conn:
         return status, hdrs, data
 
 
-async def _seed(base, user, pw, prefix, repos, tags, image_id, conns, first):
+async def _seed(base, user, pw, prefix, repos, image_id, tag_repos, tags, conns, repo_conns):
     m = re.match(r"http://([^:/]+):(\d+)", base)
     host, port = m.group(1), int(m.group(2))
     basic = "Basic " + base64.b64encode(f"{user}:{pw}".encode()).decode()
     # Phase 1: one repository record per repo (the v1 push start, as `docker push` does it).
-    # Phase 2: the tags, with the same Basic credentials (checked against a cached hash).
+    # Phase 2: the tags of the first `tag_repos` repositories, with the same Basic credentials.
     work = [("PUT", f"/v1/repositories/{user}/{prefix}{i:05d}/",
              {"Authorization": basic, "X-Docker-Token": "true",
               "Content-Type": "application/json"}, b"[]", 200)
-            for i in range(first, first + repos)]
+            for i in range(repos)]
     tag_work = [("PUT", f"/v1/repositories/{user}/{prefix}{i:05d}/tags/t{t:02d}",
                  {"Authorization": basic, "Content-Type": "application/json"},
                  json.dumps(image_id).encode(), 200)
-                for i in range(first, first + repos) for t in range(tags)]
+                for i in range(tag_repos) for t in range(tags)]
     stats = {}
 
-    async def run(phase, items):
+    async def run(phase, items, nconns):
         idx = 0
         errors = []
         t0 = time.monotonic()
@@ -176,34 +176,78 @@ async def _seed(base, user, pw, prefix, repos, tags, image_id, conns, first):
                 idx += 1
                 for attempt in range(3):
                     try:
-                        st, _, data = await c.request(method, path, hdrs, body)
+                        st, _, data = await asyncio.wait_for(
+                            c.request(method, path, hdrs, body), timeout=30)
                         break
                     except (ConnectionError, asyncio.IncompleteReadError, OSError):
                         c = Conn(host, port)
                         if attempt == 2:
                             raise
+                    except asyncio.TimeoutError:
+                        raise SystemExit(f"seed {phase}: no answer within 30 s to {method} {path}"
+                                         " (server hung?)")
                 if st != want:
                     errors.append(f"{method} {path}: {st} {data[:200]!r}")
 
-        await asyncio.gather(*(worker() for _ in range(conns)))
+        await asyncio.gather(*(worker() for _ in range(nconns)))
         dt = time.monotonic() - t0
         if errors:
             raise SystemExit(f"seed {phase}: " + "; ".join(errors))
         stats[phase] = (len(items), dt)
 
-    await run("repos", work)
-    if tags:
-        await run("tags", tag_work)
+    await run("repos", work, repo_conns)
+    if tag_work:
+        await run("tags", tag_work, conns)
     return stats
 
 
 def cmd_seed(args):
+    """seed BASE USER PASS PREFIX NREPOS IMAGE_ID TAG_REPOS TAGS_PER_REPO CONNS [REPO_CONNS]
+
+    Repository records go over REPO_CONNS connections (default 1): each such request ends in an
+    index flush, and concurrent sled flush_async calls can deadlock (sled 0.34,
+    spacejam/sled#1308). Prints "phase count seconds per_second" lines."""
     base, user, pw, prefix = args[0:4]
-    repos, tags, image_id, conns = int(args[4]), int(args[5]), args[6], int(args[7])
-    first = int(args[8]) if len(args) > 8 else 0
-    stats = asyncio.run(_seed(base, user, pw, prefix, repos, tags, image_id, conns, first))
+    repos, image_id, tag_repos, tags, conns = (int(args[4]), args[5], int(args[6]),
+                                               int(args[7]), int(args[8]))
+    repo_conns = int(args[9]) if len(args) > 9 else 1
+    stats = asyncio.run(_seed(base, user, pw, prefix, repos, image_id, tag_repos, tags, conns,
+                              repo_conns))
     for phase, (n, dt) in stats.items():
         print(f"{phase} {n} {dt:.3f} {n / dt:.1f}")
+
+
+def cmd_clonetags(args):
+    """clonetags ROOT USER PREFIX FROM TO TEMPLATE
+
+    Gives repositories USER/PREFIX{FROM..TO-1} the same tags as USER/TEMPLATE by writing the
+    very files the tag API wrote for the template (storage keys of src/registry/tags.rs:
+    repositories/<repo>/_tags/<tag>, _tagjson/<tag>, _images/<id>, and images/<id>/_repos/<flat>).
+    The index records of these repositories must already exist (made through the API)."""
+    root, user, prefix = args[0], args[1], args[2]
+    first, last, template = int(args[3]), int(args[4]), args[5]
+    trepo = os.path.join(root, "repositories", user, template)
+    files = [(sub, name) for sub in ("_tags", "_tagjson", "_images")
+             for name in sorted(os.listdir(os.path.join(trepo, sub)))]
+    ids = [name for (sub, name) in files if sub == "_images"]
+    t0 = time.monotonic()
+    n = 0
+    for i in range(first, last):
+        repo = f"{prefix}{i:05d}"
+        d = os.path.join(root, "repositories", user, repo)
+        for sub in ("_tags", "_tagjson", "_images"):
+            os.makedirs(os.path.join(d, sub), exist_ok=True)
+        for sub, name in files:
+            # Hard links to the template's files: the same bytes, and safe because the storage
+            # never modifies a file in place (every write is a new temp file renamed over it).
+            os.link(os.path.join(trepo, sub, name), os.path.join(d, sub, name))
+            n += sub == "_tags"
+        for image_id in ids:
+            marker = os.path.join(root, "images", image_id, "_repos", f"{user}+{repo}")
+            os.link(os.path.join(root, "images", image_id, "_repos", f"{user}+{template}"),
+                    marker)
+    dt = time.monotonic() - t0
+    print(f"clonetags {n} {dt:.3f} {n / max(dt, 1e-9):.1f}")
 
 
 # ----------------------------------------------------------------- startup ---
@@ -220,34 +264,45 @@ def _rss_kib(pid):
 
 
 def cmd_startup(args):
-    """Prints per run: ms_to_listening ms_to_first_ping rss_kib_after_ping."""
-    binary, config, runs = args[0], args[1], int(args[2])
-    logf = args[3] if len(args) > 3 else os.devnull
+    """startup RUNS LOG PING_PATH PORT CMD...  (PORT "stdout": read Skiff's listening line)
+
+    Per run prints: ms_to_listening_line (or -) ms_to_first_200_on_PING_PATH rss_kib_0.3s_later.
+    REGISTRY_* and SKIFF_* variables are removed from the child's environment."""
+    runs, logf, ping_path, port_arg, cmd = int(args[0]), args[1], args[2], args[3], args[4:]
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("REGISTRY_") and not k.startswith("SKIFF_")}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     for _ in range(runs):
         t0 = time.monotonic()
+        deadline = t0 + 60
         with open(logf, "ab") as err:
-            p = subprocess.Popen([binary, "--config", config, "serve"], stdout=subprocess.PIPE,
-                                 stderr=err, start_new_session=True)
+            p = subprocess.Popen(cmd, stdout=subprocess.PIPE if port_arg == "stdout" else err,
+                                 stderr=err, env=env, start_new_session=True)
         try:
             t_listen = None
-            port = None
-            deadline = t0 + 60
-            while time.monotonic() < deadline:
-                line = p.stdout.readline()
-                if not line:
-                    raise SystemExit("startup: skiff exited before listening")
-                m = re.search(rb"listening on http://[^:]+:(\d+)", line)
-                if m:
-                    t_listen = time.monotonic()
-                    port = int(m.group(1))
-                    break
-            if t_listen is None:
-                raise SystemExit("startup: no listening line within 60 s")
-            while time.monotonic() < deadline:
+            if port_arg == "stdout":
+                port = None
+                while time.monotonic() < deadline:
+                    line = p.stdout.readline()
+                    if not line:
+                        raise SystemExit("startup: server exited before listening")
+                    m = re.search(rb"listening on http://[^:]+:(\d+)", line)
+                    if m:
+                        t_listen = time.monotonic()
+                        port = int(m.group(1))
+                        break
+                if port is None:
+                    raise SystemExit("startup: no listening line within 60 s")
+            else:
+                port = int(port_arg)
+            while True:
+                if time.monotonic() > deadline:
+                    raise SystemExit("startup: no answer within 60 s")
+                if p.poll() is not None:
+                    raise SystemExit("startup: server exited")
                 try:
                     c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                    c.request("GET", "/v1/_ping")
+                    c.request("GET", ping_path)
                     r = c.getresponse()
                     r.read()
                     c.close()
@@ -256,12 +311,11 @@ def cmd_startup(args):
                 except OSError:
                     pass
                 time.sleep(0.001)
-            else:
-                raise SystemExit("startup: no ping answer within 60 s")
             t_ping = time.monotonic()
             time.sleep(0.3)
             rss = _rss_kib(p.pid)
-            print(f"{(t_listen - t0) * 1000:.1f} {(t_ping - t0) * 1000:.1f} {rss}", flush=True)
+            lst = f"{(t_listen - t0) * 1000:.1f}" if t_listen else "-"
+            print(f"{lst} {(t_ping - t0) * 1000:.1f} {rss}", flush=True)
         finally:
             p.send_signal(signal.SIGTERM)
             try:
@@ -275,19 +329,19 @@ def cmd_startup(args):
 
 # id, label, unit, lower_is_better
 ROWS = [
-    ("push1g_open", "v2 blob push 1 GiB, no auth", "MB/s", False),
-    ("push1g_basic", "v2 blob push 1 GiB, Basic", "MB/s", False),
-    ("push8_open", "v2 blob push 8x128 MiB concurrent, no auth", "MB/s", False),
-    ("push8_basic", "v2 blob push 8x128 MiB concurrent, Basic", "MB/s", False),
-    ("pull1g_open", "v2 blob pull 1 GiB, anonymous", "MB/s", False),
-    ("pull1g_basic", "v2 blob pull 1 GiB, Basic", "MB/s", False),
-    ("pull8_open", "v2 blob pull 8x128 MiB concurrent, anonymous", "MB/s", False),
-    ("pull8_basic", "v2 blob pull 8x128 MiB concurrent, Basic", "MB/s", False),
-    ("base_sha", "baseline: sha256sum 1 GiB (this machine)", "MB/s", False),
-    ("base_cp", "baseline: cp 1 GiB (page cache)", "MB/s", False),
-    ("base_cpsync", "baseline: cp 1 GiB + fsync", "MB/s", False),
-    ("v1push", "v1 layer push 1 GiB (json+layer+checksum)", "MB/s", False),
-    ("v1pull", "v1 layer pull 1 GiB, anonymous", "MB/s", False),
+    ("push1g_open", "v2 blob push {big}, no auth", "MB/s", False),
+    ("push1g_basic", "v2 blob push {big}, Basic", "MB/s", False),
+    ("push8_open", "v2 blob push {nconc}x{small} concurrent, no auth", "MB/s", False),
+    ("push8_basic", "v2 blob push {nconc}x{small} concurrent, Basic", "MB/s", False),
+    ("pull1g_open", "v2 blob pull {big}, anonymous", "MB/s", False),
+    ("pull1g_basic", "v2 blob pull {big}, Basic", "MB/s", False),
+    ("pull8_open", "v2 blob pull {nconc}x{small} concurrent, anonymous", "MB/s", False),
+    ("pull8_basic", "v2 blob pull {nconc}x{small} concurrent, Basic", "MB/s", False),
+    ("base_sha", "baseline: sha256sum {big} (coreutils)", "MB/s", False),
+    ("base_cp", "baseline: cp {big} (no fsync)", "MB/s", False),
+    ("base_cpsync", "baseline: cp {big} + fsync", "MB/s", False),
+    ("v1push", "v1 layer push {big} (json+layer+checksum)", "MB/s", False),
+    ("v1pull", "v1 layer pull {big}, anonymous", "MB/s", False),
 ]
 for _auth, _albl in (("anon", "anonymous"), ("basic", "Basic"), ("bearer", "Bearer token")):
     for _m, _tool in (("get", "GET, wrk"), ("head", "HEAD, ab")):
@@ -298,26 +352,29 @@ for _auth, _albl in (("anon", "anonymous"), ("basic", "Basic"), ("bearer", "Bear
                  (_k + "_p99", _l + " p99", "ms", True)]
 for _k, _l in (("v1tags_anon", "v1 GET /v1/repositories/R/tags, anonymous"),
                ("v1tags_basic", "v1 GET /v1/repositories/R/tags, Basic"),
-               ("v1json_anon", "v1 GET /v1/images/ID/json, anonymous"),
-               ("v1search_anon", "v1 GET /v1/search?q= (10 hits of 10,000 repos)")):
+               ("v1json_anon", "v1 GET /v1/images/ID/json, image in all {nrepos} repos"),
+               ("v1json1_anon", "v1 GET /v1/images/ID/json, image in 1 repo"),
+               ("v1search_anon", "v1 GET /v1/search?q= (10 hits of {nrepos} repos)")):
     ROWS += [(_k + "_rps", _l + " (wrk -c64)", "req/s", False), (_k + "_p99", _l + " p99", "ms", True)]
 ROWS += [
     ("seed_repos", "seed: v1 repository records created", "repos/s", False),
     ("seed_tags", "seed: v1 tags created", "tags/s", False),
     ("rss_idle", "RSS idle (after start)", "MiB", True),
     ("rss_push", "RSS peak during workload 1 (v2 pushes)", "MiB", True),
-    ("rss_v1push", "RSS peak during v1 1 GiB push", "MiB", True),
+    ("rss_v1push", "RSS peak during v1 {big} pushes", "MiB", True),
     ("rss_manifest", "RSS peak during workload 4 (manifest reads)", "MiB", True),
-    ("rss_v1reads", "RSS peak during v1 reads (workload 5)", "MiB", True),
-    ("rss_big", "RSS after start-up with 10,000 repos / 100,000 tags", "MiB", True),
+    ("rss_v1reads", "RSS peak during v1 tags + image json reads (workload 5)", "MiB", True),
+    ("rss_search", "RSS peak during v1 search (workload 5)", "MiB", True),
+    ("rss_big", "RSS after start-up with {nrepos} repos / {ntags} tags", "MiB", True),
     ("hwm", "VmHWM at the end (peak of the whole run)", "MiB", True),
-    ("start_listen", "start-up to 'listening' line", "ms", True),
-    ("start_ping", "start-up to first successful ping", "ms", True),
+    ("start_listen", "start-up to 'listening' line ({nrepos} repos)", "ms", True),
+    ("start_ping", "start-up to first successful ping ({nrepos} repos for Skiff)", "ms", True),
 ]
 
 GOALS = {
-    "push1g_basic": ("ratio>=1.5", lambda r, s, d, m: r is not None and r >= 1.5),
-    "push8_basic": ("ratio>=1.5", lambda r, s, d, m: r is not None and r >= 1.5),
+    "push1g_basic": (">=1.5x Dist and >=0.9x cp+fsync", lambda r, s, d, m: r is not None and
+                     r >= 1.5 and m.get("base_cpsync") and s >= 0.9 * m["base_cpsync"]),
+    "push8_basic": (">=1.5x Dist", lambda r, s, d, m: r is not None and r >= 1.5),
     "pull1g_open": ("ratio>=1", lambda r, s, d, m: r is not None and r >= 1.0),
     "pull1g_basic": ("ratio>=1", lambda r, s, d, m: r is not None and r >= 1.0),
     "pull8_open": ("ratio>=1", lambda r, s, d, m: r is not None and r >= 1.0),
@@ -329,6 +386,7 @@ GOALS = {
     "rss_v1push": ("<100 MiB", lambda r, s, d, m: s is not None and s < 100),
     "rss_manifest": ("<100 MiB", lambda r, s, d, m: s is not None and s < 100),
     "rss_v1reads": ("<100 MiB", lambda r, s, d, m: s is not None and s < 100),
+    "rss_search": ("<100 MiB", lambda r, s, d, m: s is not None and s < 100),
     "hwm": ("<100 MiB", lambda r, s, d, m: s is not None and s < 100),
 }
 for _m in ("get", "head"):
@@ -389,7 +447,11 @@ def cmd_report(args):
         elif vals.get((key, "base")):
             skiff_med[key] = statistics.median(vals[(key, "base")])
     table = []
+    fmt_args = {"big": meta.get("big", "1 GiB"), "small": meta.get("small", "128 MiB"),
+                "nconc": meta.get("nconc", "8"), "nrepos": f"{int(meta.get('nrepos', 10000)):,}",
+                "ntags": f"{int(meta.get('ntags', 100000)):,}"}
     for key, label, unit, lower in ROWS:
+        label = label.format(**fmt_args)
         sides = [(s, vals.get((key, s)), notes.get((key, s))) for s in ("skiff", "dist", "base")]
         if not any(v or n for _, v, n in sides):
             continue
@@ -414,7 +476,8 @@ def cmd_report(args):
                 ok = fn(ratio, s_med, d_med, skiff_med)
             except Exception:  # noqa: BLE001 - a goal that cannot be evaluated is shown as '?'
                 ok = None
-            if s_med is None:
+            needs_dist = "Dist" in gtxt or "ratio" in gtxt
+            if s_med is None or (needs_dist and d_med is None):
                 goal = f"{gtxt}: ?"
             else:
                 goal = f"{gtxt}: {'yes' if ok else 'NO'}"
@@ -455,7 +518,8 @@ def main():
     if len(sys.argv) < 2:
         raise SystemExit(__doc__)
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"gen": cmd_gen, "seed": cmd_seed, "startup": cmd_startup, "report": cmd_report}[cmd](args)
+    {"gen": cmd_gen, "seed": cmd_seed, "clonetags": cmd_clonetags, "startup": cmd_startup,
+     "report": cmd_report}[cmd](args)
 
 
 if __name__ == "__main__":
