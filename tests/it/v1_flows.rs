@@ -567,3 +567,52 @@ async fn registration_modes() {
         .unwrap();
     expect(r, 403, "inactive account pushing").await;
 }
+
+/// Over https with a standalone registry, Docker 1.x sends Basic credentials on every call
+/// instead of tokens (§4.0): the whole push and pull work with Basic alone.
+#[tokio::test]
+async fn basic_auth_on_every_registry_call() {
+    let s = Server::start("");
+    s.register("hanna", "secret9").await;
+    let c = client();
+    let auth = basic("hanna", "secret9");
+    let r = c
+        .put(format!("{}/v1/repositories/hanna/web/", s.url))
+        .header("Authorization", &auth)
+        .header("X-Docker-Token", "true")
+        .json(&serde_json::json!([]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let images = chain(2);
+    for img in &images {
+        push_image(&c, &s.url, &auth, img).await;
+    }
+    let r = c
+        .put(format!("{}/v1/repositories/hanna/web/tags/latest", s.url))
+        .header("Authorization", &auth)
+        .json(&images[1].id)
+        .send()
+        .await
+        .unwrap();
+    expect(r, 200, "tag with Basic").await;
+    let pulled = pull_13(&s.url, Some(("hanna", "secret9")), "hanna/web", "latest")
+        .await
+        .expect("pull");
+    assert_eq!(pulled[1].layer, images[1].layer);
+    let r = c
+        .get(format!("{}/v1/images/{}/layer", s.url, images[0].id))
+        .header("Authorization", &auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().as_ref(), images[0].layer.as_slice());
+    let r = c
+        .get(format!("{}/v1/images/{}/json", s.url, images[0].id))
+        .header("Authorization", basic("hanna", "wrong"))
+        .send()
+        .await
+        .unwrap();
+    expect(r, 401, "wrong password on a registry call").await;
+}
