@@ -40,9 +40,6 @@ impl Digest {
     pub fn hex(&self) -> &str {
         &self.hex
     }
-    pub fn from_parts(algo: Algorithm, hex: String) -> Digest {
-        Digest { algo, hex }
-    }
     pub fn sha256_of(data: &[u8]) -> Digest {
         Digest {
             algo: Algorithm::Sha256,

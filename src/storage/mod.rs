@@ -15,7 +15,7 @@ mod writer;
 
 pub use writer::{BlobSink, WriteOutcome};
 
-use crate::registry::digest::{Algorithm, Digest};
+use crate::registry::digest::Digest;
 use bytes::Bytes;
 use std::fs;
 use std::io::{self, Write};
@@ -204,10 +204,6 @@ impl Storage {
     /// Starts streaming a new blob into a temp file, hashing with `algos` as bytes arrive.
     pub fn begin_blob(&self, hashers: Vec<crate::registry::digest::Hasher>) -> BlobSink {
         BlobSink::start(self.temp_path(), false, hashers)
-    }
-
-    pub fn default_algorithm() -> Algorithm {
-        Algorithm::Sha256
     }
 }
 

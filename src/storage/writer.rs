@@ -54,10 +54,6 @@ impl BlobSink {
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Queues bytes. An error means the writer stopped (disk error); `finish` reports why.
     pub async fn send(&mut self, chunk: Bytes) -> Result<(), ()> {
         if self.pending.is_empty() && chunk.len() >= CHUNK {
