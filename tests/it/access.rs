@@ -112,15 +112,7 @@ async fn private_repositories_and_collaborators() {
         );
     }
     // Strangers cannot reuse a private image as a parent of their own.
-    let r = c
-        .put(format!("{url}/v1/repositories/bobby/steal/"))
-        .header("Authorization", &bobby)
-        .header("X-Docker-Token", "true")
-        .json(&serde_json::json!([]))
-        .send()
-        .await
-        .unwrap();
-    let btok = token_auth(r.headers()["x-docker-token"].to_str().unwrap());
+    let btok = token_auth(&write_token(url, ("bobby", "secret2"), "bobby/steal").await);
     let child = random_id();
     let r = c
         .put(format!("{url}/v1/images/{child}/json"))

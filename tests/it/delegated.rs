@@ -84,20 +84,6 @@ async fn pull_start(index: &str, repo: &str) -> (String, String) {
     (h("x-docker-token"), h("x-docker-endpoints"))
 }
 
-/// A write token from the index for `repo` (push start with an empty image list).
-async fn write_token(index: &str, (user, pw): (&str, &str), repo: &str) -> String {
-    let r = client()
-        .put(format!("{index}/v1/repositories/{repo}/"))
-        .header("Authorization", basic(user, pw))
-        .header("X-Docker-Token", "true")
-        .json(&serde_json::json!([]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "write token for {repo}");
-    r.headers()["x-docker-token"].to_str().unwrap().to_string()
-}
-
 /// Docker 1.3's pull after the index call: tags from the first registry that has the
 /// repository, then each image from the first registry that serves it.
 async fn pull_from(registries: &[String], token: &str, repo: &str, tag: &str) -> Vec<Pulled> {

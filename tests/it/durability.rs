@@ -10,17 +10,10 @@ const MIB: usize = 1 << 20;
 
 /// Opens a repository for alice and returns (client, write token auth).
 async fn open_repo(s: &Server, repo: &str) -> (reqwest::Client, String) {
-    let c = client();
-    let r = c
-        .put(format!("{}/v1/repositories/{repo}/", s.url))
-        .header("Authorization", basic("alice", "secret1"))
-        .header("X-Docker-Token", "true")
-        .json(&serde_json::json!([]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    (c, token_auth(r.headers()["x-docker-token"].to_str().unwrap()))
+    (
+        client(),
+        token_auth(&write_token(&s.url, ("alice", "secret1"), repo).await),
+    )
 }
 
 fn pattern() -> Bytes {

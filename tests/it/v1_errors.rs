@@ -14,15 +14,7 @@ async fn setup(extra: &str) -> Fixture {
     let s = Server::start(extra);
     s.register("alice", "secret1").await;
     let c = client();
-    let r = c
-        .put(format!("{}/v1/repositories/alice/app/", s.url))
-        .header("Authorization", basic("alice", "secret1"))
-        .header("X-Docker-Token", "true")
-        .json(&serde_json::json!([]))
-        .send()
-        .await
-        .unwrap();
-    let write = token_auth(r.headers()["x-docker-token"].to_str().unwrap());
+    let write = token_auth(&write_token(&s.url, ("alice", "secret1"), "alice/app").await);
     let r = c
         .get(format!("{}/v1/repositories/alice/app/images", s.url))
         .header("Authorization", basic("alice", "secret1"))

@@ -257,15 +257,7 @@ async fn wrong_checksum_is_refused_and_the_image_never_served() {
     let s = Server::start("");
     s.register("erin1", "secret5").await;
     let c = client();
-    let r = c
-        .put(format!("{}/v1/repositories/erin1/app/", s.url))
-        .header("Authorization", basic("erin1", "secret5"))
-        .header("X-Docker-Token", "true")
-        .json(&serde_json::json!([]))
-        .send()
-        .await
-        .unwrap();
-    let tauth = token_auth(r.headers()["x-docker-token"].to_str().unwrap());
+    let tauth = token_auth(&write_token(&s.url, ("erin1", "secret5"), "erin1/app").await);
     let img = &chain(1)[0];
     let url = |leaf: &str| format!("{}/v1/images/{}/{leaf}", s.url, img.id);
     expect(
@@ -576,15 +568,7 @@ async fn basic_auth_on_every_registry_call() {
     s.register("hanna", "secret9").await;
     let c = client();
     let auth = basic("hanna", "secret9");
-    let r = c
-        .put(format!("{}/v1/repositories/hanna/web/", s.url))
-        .header("Authorization", &auth)
-        .header("X-Docker-Token", "true")
-        .json(&serde_json::json!([]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    write_token(&s.url, ("hanna", "secret9"), "hanna/web").await;
     let images = chain(2);
     for img in &images {
         push_image(&c, &s.url, &auth, img).await;

@@ -240,3 +240,18 @@ pub async fn pull_13(base: &str, login: Option<(&str, &str)>, repo: &str, tag: &
     }
     Ok(out)
 }
+
+/// Docker's push start (`PUT /v1/repositories/{repo}/` with Basic and `X-Docker-Token: true`,
+/// body `[]`): the write token the index hands out.
+pub async fn write_token(index: &str, (user, pw): (&str, &str), repo: &str) -> String {
+    let r = client()
+        .put(format!("{index}/v1/repositories/{repo}/"))
+        .header("Authorization", basic(user, pw))
+        .header("X-Docker-Token", "true")
+        .json(&serde_json::json!([]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "write token for {repo}");
+    r.headers()["x-docker-token"].to_str().unwrap().to_string()
+}
