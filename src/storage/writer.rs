@@ -1,20 +1,29 @@
-//! Streaming writes. Request bytes are gathered into 1 MiB chunks and handed, without copying
-//! (`Bytes` is shared), to two blocking threads: one writes the file, one feeds the hashers.
-//! Hashing (about 1 GB/s) and writing then overlap instead of adding up, and each byte is still
-//! read once from the network. Bounded channels keep memory at a few MiB whatever the size.
+//! Streaming writes. Request chunks are gathered, without copying (`Bytes` is shared), into
+//! batches of about 1 MiB and handed to blocking threads: one writes the file with `writev`, and
+//! one per hasher feeds it. Hashing (about 1.5 GB/s per core) and writing then overlap instead
+//! of adding up, each byte is read once from the network and copied once more, into the page
+//! cache. Bounded channels keep memory at a few MiB whatever the size.
 
 use crate::registry::digest::Hasher;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-const CHUNK: usize = 1 << 20;
+/// Bytes gathered before a batch is handed on.
+const BATCH_BYTES: usize = 1 << 20;
+/// Chunks gathered before a batch is handed on (a client sending tiny chunks still gets
+/// batches `writev` takes in one call: Linux allows 1024 slices).
+const BATCH_CHUNKS: usize = 1024;
 const IN_FLIGHT: usize = 4;
 /// Start writeback every this many bytes.
 const WRITEBACK: u64 = 16 << 20;
+
+/// Request chunks in arrival order, shared by the writer and the hashers.
+type Batch = Arc<Vec<Bytes>>;
 
 /// What a finished write produced.
 pub struct WriteOutcome {
@@ -26,11 +35,12 @@ pub struct WriteOutcome {
 
 pub struct BlobSink {
     path: PathBuf,
-    pending: BytesMut,
-    to_file: Option<mpsc::Sender<Bytes>>,
-    to_hash: Option<mpsc::Sender<Bytes>>,
+    pending: Vec<Bytes>,
+    pending_bytes: usize,
+    /// The writer's channel first, then one per hasher.
+    consumers: Vec<mpsc::Sender<Batch>>,
     writer: Option<JoinHandle<io::Result<u64>>>,
-    hasher: Option<JoinHandle<Vec<Hasher>>>,
+    hashers: Vec<JoinHandle<Hasher>>,
     /// A fresh temp file is removed if the sink is dropped before `finish`.
     remove_on_drop: bool,
 }
@@ -38,51 +48,63 @@ pub struct BlobSink {
 impl BlobSink {
     /// `append`: continue an existing file (resumable uploads); otherwise create it.
     pub fn start(path: PathBuf, append: bool, hashers: Vec<Hasher>) -> BlobSink {
-        let (to_file, file_rx) = mpsc::channel::<Bytes>(IN_FLIGHT);
-        let (to_hash, hash_rx) = mpsc::channel::<Bytes>(IN_FLIGHT);
+        let (to_file, file_rx) = mpsc::channel::<Batch>(IN_FLIGHT);
         let p = path.clone();
         let writer = tokio::task::spawn_blocking(move || write_loop(&p, append, file_rx));
-        let hasher = tokio::task::spawn_blocking(move || hash_loop(hashers, hash_rx));
+        let mut consumers = vec![to_file];
+        let hashers = hashers
+            .into_iter()
+            .map(|hasher| {
+                let (tx, rx) = mpsc::channel::<Batch>(IN_FLIGHT);
+                consumers.push(tx);
+                tokio::task::spawn_blocking(move || hash_loop(hasher, rx))
+            })
+            .collect();
         BlobSink {
             path,
-            pending: BytesMut::new(),
-            to_file: Some(to_file),
-            to_hash: Some(to_hash),
+            pending: Vec::new(),
+            pending_bytes: 0,
+            consumers,
             writer: Some(writer),
-            hasher: Some(hasher),
+            hashers,
             remove_on_drop: !append,
         }
     }
 
     /// Queues bytes. An error means the writer stopped (disk error); `finish` reports why.
     pub async fn send(&mut self, chunk: Bytes) -> Result<(), ()> {
-        if self.pending.is_empty() && chunk.len() >= CHUNK {
-            return self.dispatch(chunk).await;
+        if chunk.is_empty() {
+            return Ok(());
         }
-        self.pending.extend_from_slice(&chunk);
-        if self.pending.len() >= CHUNK {
-            let full = self.pending.split().freeze();
-            return self.dispatch(full).await;
+        self.pending_bytes += chunk.len();
+        self.pending.push(chunk);
+        if self.pending_bytes >= BATCH_BYTES || self.pending.len() >= BATCH_CHUNKS {
+            return self.dispatch().await;
         }
         Ok(())
     }
 
-    async fn dispatch(&mut self, chunk: Bytes) -> Result<(), ()> {
-        let (Some(file), Some(hash)) = (&self.to_file, &self.to_hash) else {
+    /// Hands the gathered chunks to every consumer.
+    async fn dispatch(&mut self) -> Result<(), ()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.pending_bytes = 0;
+        let batch: Batch = Arc::new(std::mem::take(&mut self.pending));
+        if self.consumers.is_empty() {
             return Err(());
-        };
-        hash.send(chunk.clone()).await.map_err(|_| ())?;
-        file.send(chunk).await.map_err(|_| ())
+        }
+        for consumer in &self.consumers {
+            consumer.send(batch.clone()).await.map_err(|_| ())?;
+        }
+        Ok(())
     }
 
     /// Ends the stream: writes what is gathered, fsyncs and returns the hashes. On error the
     /// temp file is removed.
     pub async fn finish(mut self) -> io::Result<WriteOutcome> {
-        if !self.pending.is_empty() {
-            let rest = self.pending.split().freeze();
-            // A failure here shows up as the writer's error below.
-            let _ = self.dispatch(rest).await;
-        }
+        // A failure here shows up as the writer's error below.
+        let _ = self.dispatch().await;
         let (written, hashers) = self.close().await;
         let written = written?;
         self.remove_on_drop = false;
@@ -97,34 +119,32 @@ impl BlobSink {
     /// keeps the bytes that reached it (its session state is recomputed from the file).
     pub async fn abort(mut self) -> io::Result<u64> {
         // Bytes that reached us are kept, so a resumed upload continues after them.
-        if !self.pending.is_empty() {
-            let rest = self.pending.split().freeze();
-            let _ = self.dispatch(rest).await;
-        }
+        let _ = self.dispatch().await;
         let (written, _) = self.close().await;
         Ok(written.unwrap_or(0))
     }
 
-    /// Closes both channels and waits for both threads.
+    /// Closes every channel and waits for every thread.
     async fn close(&mut self) -> (io::Result<u64>, Vec<Hasher>) {
-        self.to_file.take();
-        self.to_hash.take();
+        self.consumers.clear();
         let written = match self.writer.take() {
             Some(t) => t.await.unwrap_or_else(|e| Err(io::Error::other(e))),
             None => Err(io::Error::other("sink already finished")),
         };
-        let hashers = match self.hasher.take() {
-            Some(t) => t.await.unwrap_or_default(),
-            None => Vec::new(),
-        };
+        let mut hashers = Vec::with_capacity(self.hashers.len());
+        for t in self.hashers.drain(..) {
+            match t.await {
+                Ok(h) => hashers.push(h),
+                Err(e) => return (Err(io::Error::other(e)), Vec::new()),
+            }
+        }
         (written, hashers)
     }
 }
 
 impl Drop for BlobSink {
     fn drop(&mut self) {
-        self.to_file.take();
-        self.to_hash.take();
+        self.consumers.clear();
         if self.remove_on_drop {
             // The writer thread may still hold the file open; unlinking is fine on Unix.
             let _ = fs::remove_file(&self.path);
@@ -132,7 +152,7 @@ impl Drop for BlobSink {
     }
 }
 
-fn write_loop(path: &Path, append: bool, mut rx: mpsc::Receiver<Bytes>) -> io::Result<u64> {
+fn write_loop(path: &Path, append: bool, mut rx: mpsc::Receiver<Batch>) -> io::Result<u64> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)?;
     }
@@ -146,9 +166,8 @@ fn write_loop(path: &Path, append: bool, mut rx: mpsc::Receiver<Bytes>) -> io::R
     let base = if append { file.metadata()?.len() } else { 0 };
     let mut written = 0u64;
     let mut flushed = 0u64;
-    while let Some(chunk) = rx.blocking_recv() {
-        file.write_all(&chunk)?;
-        written += chunk.len() as u64;
+    while let Some(batch) = rx.blocking_recv() {
+        written += write_batch(&mut file, &batch)?;
         if written - flushed >= WRITEBACK {
             start_writeback(&file, base + flushed, written - flushed);
             flushed = written;
@@ -172,11 +191,89 @@ fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
     }
 }
 
-fn hash_loop(mut hashers: Vec<Hasher>, mut rx: mpsc::Receiver<Bytes>) -> Vec<Hasher> {
-    while let Some(chunk) = rx.blocking_recv() {
-        for h in hashers.iter_mut() {
-            h.update(&chunk);
+/// Writes every chunk of a batch with as few `writev` calls as the kernel allows.
+fn write_batch(file: &mut fs::File, batch: &[Bytes]) -> io::Result<u64> {
+    let mut slices: Vec<IoSlice<'_>> = batch.iter().map(|b| IoSlice::new(b)).collect();
+    let mut rest = &mut slices[..];
+    let mut written = 0u64;
+    while !rest.is_empty() {
+        match file.write_vectored(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                written += n as u64;
+                IoSlice::advance_slices(&mut rest, n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
-    hashers
+    Ok(written)
+}
+
+fn hash_loop(mut hasher: Hasher, mut rx: mpsc::Receiver<Batch>) -> Hasher {
+    while let Some(batch) = rx.blocking_recv() {
+        for chunk in batch.iter() {
+            hasher.update(chunk);
+        }
+    }
+    hasher
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::digest::Algorithm;
+
+    fn digest_of(prefix: &[u8], data: &[u8]) -> String {
+        let mut h = Hasher::new(Algorithm::Sha256);
+        h.update(prefix);
+        h.update(data);
+        h.finish().to_string()
+    }
+
+    /// Tiny chunks (more than a batch may hold), an empty one and chunks larger than a batch
+    /// all reach the file and every hasher in order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batches_keep_order_for_file_and_every_hasher() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("blob");
+        let mut expected = Vec::new();
+        let mut chunks: Vec<Bytes> = (0..3000u32).map(|i| Bytes::from(i.to_le_bytes().to_vec())).collect();
+        chunks.push(Bytes::new());
+        chunks.push(Bytes::from(vec![7u8; 3 * BATCH_BYTES + 5]));
+        chunks.push(Bytes::from_static(b"tail"));
+        let hashers = vec![
+            Hasher::new(Algorithm::Sha256),
+            Hasher::with_prefix(Algorithm::Sha256, b"json\n"),
+        ];
+        let mut sink = BlobSink::start(path.clone(), false, hashers);
+        for c in chunks {
+            expected.extend_from_slice(&c);
+            sink.send(c).await.expect("send");
+        }
+        let out = sink.finish().await.expect("finish");
+        assert_eq!(out.written, expected.len() as u64);
+        assert_eq!(fs::read(&path).expect("read"), expected);
+        let got: Vec<String> = out.hashers.into_iter().map(|h| h.finish().to_string()).collect();
+        assert_eq!(got, vec![digest_of(b"", &expected), digest_of(b"json\n", &expected)]);
+    }
+
+    /// An appended sink counts only its own bytes; a dropped fresh sink leaves no file.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn append_counts_own_bytes_and_drop_removes_fresh_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("upload");
+        fs::write(&path, b"abc").expect("seed");
+        let mut sink = BlobSink::start(path.clone(), true, vec![]);
+        sink.send(Bytes::from_static(b"def")).await.expect("send");
+        let out = sink.finish().await.expect("finish");
+        assert_eq!(out.written, 3);
+        assert_eq!(fs::read(&path).expect("read"), b"abcdef");
+
+        let fresh = dir.path().join("fresh");
+        let mut sink = BlobSink::start(fresh.clone(), false, vec![]);
+        sink.send(Bytes::from_static(b"x")).await.expect("send");
+        drop(sink);
+        assert!(!fresh.exists());
+    }
 }
