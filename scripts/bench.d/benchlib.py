@@ -6,17 +6,23 @@
                                   "name size sha256hex v1id v1payloadhex" per file ("-" if not v1)
   seed BASE USER PASS ...         create v1 repositories and tags over HTTP, many connections
   startup BIN CONFIG RUNS         time exec -> "listening" line -> first /v1/_ping, RSS after
+  sink PORTFILE DIR               an HTTP receiver that only puts request bodies on disk:
+                                  splice(2) socket -> pipe -> DIR/body, fsync, unlink, 201.
+                                  The upload ceiling: the same client and bytes as a registry
+                                  push, with no HTTP framework, hashing or metadata
   report RAW.tsv TXT MD META      the side-by-side table (medians, min-max, ratio, goal)
 """
 
 import asyncio
 import base64
+import fcntl
 import hashlib
 import http.client
 import json
 import os
 import re
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -24,6 +30,69 @@ import threading
 import time
 
 CHUNK = 4 << 20
+
+
+# -------------------------------------------------------------------- sink ---
+
+F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ, named in the module only from Python 3.10 on Linux
+
+
+def _read_head(conn):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        got = conn.recv(65536)
+        if not got:
+            return None, b""
+        data += got
+    return data.split(b"\r\n\r\n", 1)
+
+
+def _sink_one(conn, path):
+    head, rest = _read_head(conn)
+    if head is None:
+        return
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    r, w = os.pipe()
+    try:
+        fcntl.fcntl(w, F_SETPIPE_SZ, 1 << 20)
+        os.write(fd, rest)
+        got = len(rest)
+        while got < length:
+            n = os.splice(conn.fileno(), w, min(1 << 20, length - got))
+            if n == 0:
+                break
+            moved = 0
+            while moved < n:
+                moved += os.splice(r, fd, n - moved)
+            got += n
+        os.fsync(fd)
+        status = b"201 Created" if got == length else b"400 Bad Request"
+    finally:
+        os.close(r)
+        os.close(w)
+        os.close(fd)
+        os.unlink(path)
+    conn.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+
+def cmd_sink(args):
+    portfile, outdir = args[0], args[1]
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    with open(portfile + ".tmp", "w") as f:
+        f.write(str(srv.getsockname()[1]))
+    os.rename(portfile + ".tmp", portfile)
+    while True:
+        conn, _ = srv.accept()
+        with conn:
+            _sink_one(conn, os.path.join(outdir, "body"))
 
 
 # --------------------------------------------------------------------- gen ---
@@ -340,6 +409,8 @@ ROWS = [
     ("base_sha", "baseline: sha256sum {big} (coreutils)", "MB/s", False),
     ("base_cp", "baseline: cp {big} (no fsync)", "MB/s", False),
     ("base_cpsync", "baseline: cp {big} + fsync", "MB/s", False),
+    ("base_curlsink", "baseline: curl PUT {big} to a receiver that splices it to disk + fsync",
+     "MB/s", False),
     ("v1push", "v1 layer push {big} (json+layer+checksum)", "MB/s", False),
     ("v1pull", "v1 layer pull {big}, anonymous", "MB/s", False),
 ]
@@ -465,10 +536,18 @@ def cmd_report(args):
         rtxt = f"{ratio:.2f}x" if ratio is not None else "-"
         if key in ("v1push", "v1pull") and s_med is not None:
             parts = []
-            for b, bl in (("base_cpsync", "cp+fsync"), ("base_cp", "cp"), ("base_sha", "sha256sum")):
+            for b, bl in (("base_cpsync", "cp+fsync"), ("base_curlsink", "curl to disk"),
+                          ("base_cp", "cp"), ("base_sha", "sha256sum")):
                 if skiff_med.get(b):
                     parts.append(f"{100 * s_med / skiff_med[b]:.0f}% of {bl}")
             rtxt = ", ".join(parts) or "-"
+        elif key.startswith("push1g_") and s_med is not None:
+            # Uploads are also shown against the two baselines the goal is about.
+            parts = [rtxt] if ratio is not None else []
+            for b, bl in (("base_cpsync", "cp+fsync"), ("base_curlsink", "curl to disk")):
+                if skiff_med.get(b):
+                    parts.append(f"{100 * s_med / skiff_med[b]:.0f}% of {bl}")
+            rtxt = "; ".join(parts) or "-"
         goal = ""
         if key in GOALS:
             gtxt, fn = GOALS[key]
@@ -519,7 +598,7 @@ def main():
         raise SystemExit(__doc__)
     cmd, args = sys.argv[1], sys.argv[2:]
     {"gen": cmd_gen, "seed": cmd_seed, "clonetags": cmd_clonetags, "startup": cmd_startup,
-     "report": cmd_report}[cmd](args)
+     "report": cmd_report, "sink": cmd_sink}[cmd](args)
 
 
 if __name__ == "__main__":
