@@ -58,23 +58,39 @@ def _sink_one(conn, path):
             length = int(value)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     r, w = os.pipe()
+    drained = [0]
+
+    def drain():
+        # pipe -> file on its own thread (splice releases the GIL), so the socket is read
+        # while the previous bytes go to the page cache, as a registry's writer thread does.
+        while True:
+            n = os.splice(r, fd, 1 << 20)
+            if n == 0:
+                return
+            drained[0] += n
+
     try:
         fcntl.fcntl(w, F_SETPIPE_SZ, 1 << 20)
         os.write(fd, rest)
         got = len(rest)
-        while got < length:
-            n = os.splice(conn.fileno(), w, min(1 << 20, length - got))
-            if n == 0:
-                break
-            moved = 0
-            while moved < n:
-                moved += os.splice(r, fd, n - moved)
-            got += n
+        writer = threading.Thread(target=drain)
+        writer.start()
+        try:
+            while got < length:
+                n = os.splice(conn.fileno(), w, min(1 << 20, length - got))
+                if n == 0:
+                    break
+                got += n
+        finally:
+            os.close(w)
+            w = -1
+            writer.join()
         os.fsync(fd)
-        status = b"201 Created" if got == length else b"400 Bad Request"
+        status = b"201 Created" if got == length and drained[0] + len(rest) == length else b"400 Bad Request"
     finally:
         os.close(r)
-        os.close(w)
+        if w >= 0:
+            os.close(w)
         os.close(fd)
         os.unlink(path)
     conn.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
