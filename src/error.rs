@@ -1,10 +1,12 @@
 //! One error type for the whole server and one table mapping each kind to its HTTP status and
 //! v2 error code. v1 routes render `{"error": "..."}`; v2 routes wrap it in [`V2Error`] and render
-//! `{"errors": [{"code", "message", "detail"}]}`. Internal details are logged, never sent.
+//! `{"errors": [{"code", "message", "detail"}]}`. An error keeps its cause (`source`); the cause
+//! of a server-side failure is logged once, where the response is made, and never sent.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use std::fmt;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -32,6 +34,8 @@ pub enum Kind {
     TagInvalid,
     Unsupported,
     TooLarge,
+    /// A username or email is taken (Docker 1.x reads the exact message to switch to login).
+    AccountExists,
 }
 
 /// kind -> (status, v2 code). The single place a status code is chosen for an error.
@@ -61,23 +65,51 @@ fn table(kind: Kind) -> (StatusCode, &'static str) {
         TagInvalid => (StatusCode::BAD_REQUEST, "TAG_INVALID"),
         Unsupported => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
         TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID"),
+        AccountExists => (StatusCode::BAD_REQUEST, "DENIED"),
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct AppError {
     pub kind: Kind,
+    /// What the client is told.
     pub message: String,
+    /// Why, when the error comes from below (an I/O or database error, say): logged, never sent.
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+/// A cause known only as text (a panic message, an invariant that did not hold).
+#[derive(Debug)]
+struct Cause(String);
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Cause {}
 
 impl AppError {
     pub fn new(kind: Kind, message: impl Into<String>) -> Self {
         AppError {
             kind,
             message: message.into(),
+            source: None,
         }
+    }
+    /// The same error with its cause attached.
+    pub fn caused_by(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(cause));
+        self
+    }
+    /// The same cause, told to the client as another kind (a tag parse error is TAG_INVALID on
+    /// the v2 routes, say).
+    pub fn as_kind(mut self, kind: Kind) -> Self {
+        self.kind = kind;
+        self
     }
     pub fn bad_request(m: impl Into<String>) -> Self {
         Self::new(Kind::BadRequest, m)
@@ -94,16 +126,31 @@ impl AppError {
     pub fn conflict(m: impl Into<String>) -> Self {
         Self::new(Kind::Conflict, m)
     }
-    /// Logs the real cause and answers with a generic message.
+    /// A server-side failure: the client gets a generic message, the cause is kept for the log.
     pub fn internal(cause: impl fmt::Display) -> Self {
-        log::error!("internal error: {cause}");
-        Self::new(Kind::Internal, "Internal server error")
+        Self::new(Kind::Internal, "Internal server error").caused_by(Cause(cause.to_string()))
     }
     pub fn status(&self) -> StatusCode {
         table(self.kind).0
     }
     pub fn v2_code(&self) -> &'static str {
         table(self.kind).1
+    }
+
+    /// Logs a server-side failure with its whole chain of causes; client errors are not logged
+    /// (the access log has them).
+    fn log_if_server_error(&self) {
+        if !self.status().is_server_error() {
+            return;
+        }
+        let mut chain = self.message.clone();
+        let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(self);
+        while let Some(e) = next {
+            chain.push_str(": ");
+            chain.push_str(&e.to_string());
+            next = e.source();
+        }
+        log::error!("{chain}");
     }
 }
 
@@ -113,23 +160,27 @@ impl fmt::Display for AppError {
     }
 }
 
-impl std::error::Error for AppError {}
+impl std::error::Error for AppError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 impl From<std::io::Error> for AppError {
     fn from(e: std::io::Error) -> Self {
-        AppError::internal(format!("io: {e}"))
+        AppError::new(Kind::Internal, "Internal server error").caused_by(e)
     }
 }
 
 impl From<sled::Error> for AppError {
     fn from(e: sled::Error) -> Self {
-        AppError::internal(format!("sled: {e}"))
+        AppError::new(Kind::Internal, "Internal server error").caused_by(e)
     }
 }
 
 impl From<serde_json::Error> for AppError {
     fn from(e: serde_json::Error) -> Self {
-        AppError::internal(format!("json: {e}"))
+        AppError::new(Kind::Internal, "Internal server error").caused_by(e)
     }
 }
 
@@ -145,6 +196,7 @@ impl ResponseError for AppError {
         self.status()
     }
     fn error_response(&self) -> HttpResponse {
+        self.log_if_server_error();
         let mut resp = HttpResponse::build(self.status());
         resp.insert_header((header::CACHE_CONTROL, "no-cache"))
             .insert_header((header::PRAGMA, "no-cache"))
@@ -180,6 +232,7 @@ impl ResponseError for V2Error {
         self.error.status()
     }
     fn error_response(&self) -> HttpResponse {
+        self.error.log_if_server_error();
         let mut resp = HttpResponse::build(self.error.status());
         resp.insert_header(("Docker-Distribution-API-Version", "registry/2.0"));
         if let Some(c) = &self.challenge {

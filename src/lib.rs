@@ -5,7 +5,9 @@
 //! the address it listens on, and serves until a signal arrives.
 
 pub mod auth;
+pub mod clock;
 pub mod config;
+pub mod digest;
 pub mod error;
 pub mod http;
 pub mod index;
@@ -23,53 +25,53 @@ use std::net::TcpListener;
 pub enum StartError {
     #[error(transparent)]
     Index(#[from] index::OpenError),
-    #[error("cannot open storage at {0}: {1}")]
-    Storage(String, std::io::Error),
+    #[error(transparent)]
+    Storage(#[from] storage::layout::LayoutError),
+    #[error("cannot read or create the token signing key {0}: {1}")]
+    Key(String, #[source] std::io::Error),
     #[error("cannot listen on {0}: {1}")]
-    Bind(String, std::io::Error),
+    Bind(String, #[source] std::io::Error),
     #[error("{0}")]
     Delegate(String),
     #[error("server error: {0}")]
-    Serve(std::io::Error),
+    Serve(#[source] std::io::Error),
 }
 
 /// Opens what this process's roles need: the index when standalone, storage when a registry,
 /// and the client of the external index when delegated.
-pub fn open_state(config: Config) -> Result<AppState, StartError> {
+pub async fn open_state(config: Config) -> Result<AppState, StartError> {
     let index = if config.standalone {
         Some(index::Index::open(&config.index_db_path(), config.index.pbkdf2_rounds)?)
     } else {
         None
     };
-    let root = config.storage_root();
-    let storage = storage::Storage::open(&root).map_err(|e| StartError::Storage(root.display().to_string(), e))?;
+    let storage = storage::Storage::open_fs(&config.storage_root()).await?;
     let signer = if config.standalone {
         let path = config.jwt_key_path();
-        Some(auth::jwt::Signer::load_or_create(&path).map_err(|e| StartError::Storage(path.display().to_string(), e))?)
+        Some(auth::jwt::Signer::load_or_create(&path).map_err(|e| StartError::Key(path.display().to_string(), e))?)
     } else {
         None
     };
     let jwks_url =
         (!config.standalone).then(|| format!("{}/v2/token/keys", config.index_endpoint.trim_end_matches('/')));
-    let gate = auth::Gate::new(index).with_tokens(
+    let mut gate = auth::Gate::new(index.clone()).with_tokens(
         signer,
         config.v2_public_key(),
         jwks_url,
         &config.v2.service,
         std::time::Duration::from_secs(config.delegate.timeout_secs),
     );
-    let mut state = AppState::new(config, gate, storage);
-    if !state.config.standalone {
-        let remote = auth::remote::RemoteIndex::new(&state.config, state.gate.stats()).map_err(StartError::Delegate)?;
-        state.gate.set_remote(remote);
+    if !config.standalone {
+        let remote = auth::remote::RemoteIndex::new(&config, gate.stats()).map_err(StartError::Delegate)?;
+        gate.set_remote(remote);
     }
-    Ok(state)
+    Ok(AppState::new(config, gate, index, storage))
 }
 
 pub async fn run(config: Config) -> Result<(), StartError> {
     let listener = TcpListener::bind(config.listen_addr()).map_err(|e| StartError::Bind(config.listen.clone(), e))?;
-    let state = web::Data::new(open_state(config)?);
-    if let Some(ix) = state.gate.index() {
+    let state = web::Data::new(open_state(config).await?);
+    if let Some(ix) = state.index.as_ref() {
         let ix = ix.clone();
         let purged = ix.run(|ix| ix.purge_expired_tokens()).await.unwrap_or(0);
         log::debug!("purged {purged} expired tokens");
@@ -89,7 +91,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     println!("skiff listening on http://{addr}");
     let _ = std::io::stdout().flush();
     let result = server.await;
-    if let Some(ix) = state.gate.index() {
+    if let Some(ix) = state.index.as_ref() {
         let _ = ix.flush().await;
     }
     result.map_err(StartError::Serve)

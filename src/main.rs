@@ -16,8 +16,8 @@ use std::process::ExitCode;
     about = "A private Docker registry and its index in one binary"
 )]
 struct Cli {
-    /// Config file (default: $SKIFF_CONFIG, else ./registry.toml if present, else built-in defaults).
-    #[arg(long, global = true)]
+    /// Config file (default: ./registry.toml if present, else built-in defaults).
+    #[arg(long, global = true, env = "SKIFF_CONFIG")]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
@@ -84,9 +84,6 @@ fn config_path(cli: &Cli) -> Option<PathBuf> {
     if let Some(p) = &cli.config {
         return Some(p.clone());
     }
-    if let Ok(p) = std::env::var("SKIFF_CONFIG") {
-        return Some(PathBuf::from(p));
-    }
     let local = PathBuf::from("registry.toml");
     local.exists().then_some(local)
 }
@@ -137,8 +134,18 @@ fn gc(config: Config, dry_run: bool) -> Result<(), String> {
         eprintln!("skiff: standalone = false: make sure this registry is stopped while gc runs");
         None
     };
-    let storage = skiff::storage::Storage::existing(&config.storage_root());
-    let report = skiff::registry::gc::collect(&storage, dry_run).map_err(|e| format!("gc failed: {e}"))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let report = rt.block_on(async {
+        let storage = skiff::storage::Storage::existing_fs(&config.storage_root())
+            .await
+            .map_err(|e| e.to_string())?;
+        skiff::registry::gc::collect(&storage, dry_run)
+            .await
+            .map_err(|e| format!("gc failed: {e}"))
+    })?;
     println!(
         "{} {} blobs ({} bytes), kept {}",
         if dry_run { "would remove" } else { "removed" },

@@ -1,32 +1,60 @@
 //! Everything a request handler may need, built once at start-up and shared by all workers.
 
-use crate::auth::Gate;
+use crate::auth::{Gate, Identity};
 use crate::config::Config;
-use crate::registry::images::Images;
-use crate::registry::repository::Repositories;
-use crate::registry::tags::Tags;
-use crate::registry::uploads::Uploads;
+use crate::error::AppResult;
+use crate::index::Index;
+use crate::registry::names::RepoName;
+use crate::registry::v1::images::Images;
+use crate::registry::v1::repositories::V1Repositories;
+use crate::registry::v2::repositories::V2Repositories;
+use crate::registry::v2::uploads::Uploads;
 use crate::storage::Storage;
 
 pub struct AppState {
     pub config: Config,
+    /// Who is calling and what they may do.
     pub gate: Gate,
+    /// The built-in index (users, repository records, tokens), when standalone.
+    pub index: Option<Index>,
+    pub storage: Storage,
     pub images: Images,
-    pub tags: Tags,
-    pub repos: Repositories,
+    pub v1_repos: V1Repositories,
+    pub v2_repos: V2Repositories,
     pub uploads: Uploads,
 }
 
 impl AppState {
-    pub fn new(config: Config, gate: Gate, storage: Storage) -> AppState {
+    pub fn new(config: Config, gate: Gate, index: Option<Index>, storage: Storage) -> AppState {
         AppState {
-            tags: Tags::new(Images::new(storage.clone())),
+            v1_repos: V1Repositories::new(Images::new(storage.clone())),
             images: Images::new(storage.clone()),
-            repos: Repositories::new(storage.clone()),
-            uploads: Uploads::new(storage),
+            v2_repos: V2Repositories::new(storage.clone()),
+            uploads: Uploads::new(storage.clone()),
+            storage,
             gate,
+            index,
             config,
         }
+    }
+
+    /// Gives a repository that receives content an index record (owner, visibility), so it shows
+    /// in search and follows the same rules as repositories created through the index. The
+    /// owner is the pushing user, or the namespace when the caller names none.
+    pub async fn ensure_record(&self, who: &Identity, repo: &RepoName) -> AppResult<()> {
+        let Some(ix) = &self.index else { return Ok(()) };
+        // Inline first: the record exists on every push but the first.
+        if ix.repo(repo)?.is_some() {
+            return Ok(());
+        }
+        let owner = who
+            .username()
+            .filter(|u| !u.is_empty())
+            .unwrap_or(repo.namespace())
+            .to_string();
+        let name = repo.clone();
+        ix.write(move |ix| ix.ensure_repo(&name, &owner)).await?;
+        Ok(())
     }
 
     /// The `X-Docker-Endpoints` value: the configured registries, or this server's own host.

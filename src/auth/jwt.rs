@@ -58,32 +58,11 @@ fn kid_of(public: &[u8]) -> String {
 impl Signer {
     /// Loads the index's signing key, creating it (mode 0600) on first start.
     pub fn load_or_create(path: &Path) -> std::io::Result<Signer> {
-        let pkcs8 = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let rng = ring::rand::SystemRandom::new();
-                let doc = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| std::io::Error::other("key generation"))?;
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                let tmp = path.with_extension("tmp");
-                {
-                    use std::io::Write;
-                    use std::os::unix::fs::OpenOptionsExt;
-                    let mut f = std::fs::OpenOptions::new()
-                        .write(true)
-                        .create(true)
-                        .truncate(true)
-                        .mode(0o600)
-                        .open(&tmp)?;
-                    f.write_all(doc.as_ref())?;
-                    f.sync_all()?;
-                }
-                std::fs::rename(&tmp, path)?;
-                doc.as_ref().to_vec()
-            }
-            Err(e) => return Err(e),
-        };
+        let pkcs8 = crate::storage::local::read_or_create_private(path, || {
+            let rng = ring::rand::SystemRandom::new();
+            let doc = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| std::io::Error::other("key generation"))?;
+            Ok(doc.as_ref().to_vec())
+        })?;
         let pair = Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|_| std::io::Error::other("bad signing key file"))?;
         let public = pair.public_key().as_ref().to_vec();
         Ok(Signer {
@@ -158,7 +137,7 @@ impl Verifier {
 
     pub fn verify(&self, token: &str) -> AppResult<Claims> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let now = crate::index::now_secs();
+        let now = crate::clock::now_secs();
         if let Ok(cache) = self.cache.lock() {
             if let Some(c) = cache.get(&key) {
                 if c.exp > now {
@@ -201,7 +180,7 @@ mod tests {
         let signer = Signer::load_or_create(&dir.path().join("k")).unwrap();
         let again = Signer::load_or_create(&dir.path().join("k")).unwrap();
         assert_eq!(signer.public_key(), again.public_key(), "the key persists");
-        let now = crate::index::now_secs();
+        let now = crate::clock::now_secs();
         let claims = Claims {
             iss: ISSUER.into(),
             sub: "alice".into(),

@@ -5,19 +5,20 @@
 //! With `standalone = false` there is no local index: a v1 token becomes an unchecked
 //! [`Identity::Delegated`] claim, and every `check` asks the external index (see [`remote`]).
 
+pub mod credentials;
 pub mod jwt;
-pub mod password;
 pub mod policy;
 pub mod remote;
 
 use crate::error::{AppError, AppResult};
+use crate::index::password;
 use crate::index::{Access, Index, Repo, TokenGrant};
-use crate::registry::images::Images;
 use crate::registry::names::{ImageId, RepoName};
+use crate::registry::v1::images::Images;
 use actix_web::http::header;
 use actix_web::HttpRequest;
 use base64::Engine;
-use password::CredentialCache;
+use credentials::CredentialCache;
 use remote::{DelegateStats, RemoteIndex, TokenClaim};
 use std::sync::Arc;
 
@@ -225,10 +226,6 @@ impl Gate {
         self.stats.clone()
     }
 
-    pub fn index(&self) -> Option<&Index> {
-        self.index.as_ref()
-    }
-
     fn local(&self) -> AppResult<&Index> {
         self.index
             .as_ref()
@@ -361,6 +358,27 @@ impl Gate {
         Ok((repo, confirmed))
     }
 
+    /// The records among `records` that `who` may see in a listing (search, the catalog): the
+    /// same rule as a read, decided on the record at hand without another lookup.
+    pub fn visible<'a>(&self, who: &Identity, records: impl IntoIterator<Item = &'a Repo>) -> Vec<&'a Repo> {
+        records
+            .into_iter()
+            .filter(|r| {
+                RepoName::parse(&r.name).is_ok_and(|name| policy::decide(who, &name, Some(r), Access::Read).is_ok())
+            })
+            .collect()
+    }
+
+    /// Which of the `wanted` accesses `who` may be granted on `repo` (the scopes of a v2 token).
+    pub async fn grantable(&self, who: &Identity, repo: &RepoName, wanted: &[Access]) -> AppResult<Vec<Access>> {
+        let meta = self.repo_meta(repo).await?;
+        Ok(wanted
+            .iter()
+            .copied()
+            .filter(|a| policy::decide(who, repo, meta.as_ref(), *a).is_ok())
+            .collect())
+    }
+
     /// Like `check`, as a yes/no (for filtering lists).
     pub async fn allows(&self, who: &Identity, repo: &RepoName, access: Access) -> AppResult<bool> {
         Ok(self.check(who, repo, access).await.is_ok())
@@ -396,7 +414,7 @@ impl Gate {
                 }
             }
         }
-        for repo in images.member_repos(id)? {
+        for repo in images.member_repos(id).await? {
             if self.allows(who, &repo, Access::Read).await? {
                 return Ok(());
             }

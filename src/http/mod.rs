@@ -1,5 +1,6 @@
 //! HTTP: mounts the protocols on one actix `App`. Each module exposes `configure`.
 
+pub mod access;
 pub mod files;
 pub mod metrics;
 pub mod ui;

@@ -1,6 +1,7 @@
 //! The built-in v1 index: users, repositories (owner, visibility, collaborators, image list) and
 //! tokens, kept in sled. One `Db` per process, one tree per entity, opened once.
 
+pub mod password;
 pub mod repos;
 pub mod tokens;
 pub mod users;
@@ -25,6 +26,8 @@ pub struct Index {
     /// Every repository record without its image list, in name order: what search and the
     /// catalog scan. Rebuilt on the first read after any repository write.
     listing: std::sync::Arc<std::sync::RwLock<Option<std::sync::Arc<Vec<Repo>>>>>,
+    /// Held while any handle is alive: one process per index.
+    _lock: std::sync::Arc<crate::storage::local::LockFile>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,22 +35,22 @@ pub enum OpenError {
     #[error("the index database {0} is in use by another process (is `skiff serve` running? stop it first, or use its HTTP API)")]
     Locked(String),
     #[error("cannot open the index database {0}: {1}")]
-    Other(String, sled::Error),
+    Other(String, #[source] sled::Error),
 }
 
 impl Index {
     pub fn open(path: &Path, pbkdf2_rounds: u32) -> Result<Index, OpenError> {
         let shown = path.display().to_string();
+        // Our own lock, taken first: sled's lock error carries no kind, only a message.
+        let lock = crate::storage::local::try_lock(&path.with_extension("lock"))
+            .map_err(|e| OpenError::Other(shown.clone(), e.into()))?
+            .ok_or_else(|| OpenError::Locked(shown.clone()))?;
         let db = sled::Config::new()
             .path(path)
             .mode(sled::Mode::LowSpace)
             .cache_capacity(16 << 20)
             .open()
-            .map_err(|e| match &e {
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => OpenError::Locked(shown.clone()),
-                sled::Error::Io(io) if io.to_string().contains("lock") => OpenError::Locked(shown.clone()),
-                _ => OpenError::Other(shown.clone(), e),
-            })?;
+            .map_err(|e| OpenError::Other(shown.clone(), e))?;
         let open = |name: &str| db.open_tree(name).map_err(|e| OpenError::Other(shown.clone(), e));
         let index = Index {
             users: open("users")?,
@@ -57,6 +60,7 @@ impl Index {
             db: db.clone(),
             pbkdf2_rounds,
             listing: Default::default(),
+            _lock: std::sync::Arc::new(lock),
         };
         let meta = open("meta")?;
         meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())
@@ -75,6 +79,17 @@ impl Index {
         Ok(())
     }
 
+    /// Runs a change on the blocking pool and makes it durable before returning: every index
+    /// write a client hears about goes through here, so none is acknowledged and then lost.
+    pub async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Index) -> AppResult<T> + Send + 'static,
+    ) -> AppResult<T> {
+        let out = self.run(f).await?;
+        self.flush().await?;
+        Ok(out)
+    }
+
     /// Runs sled work on the blocking pool (sled may block on I/O).
     pub async fn run<T: Send + 'static>(
         &self,
@@ -87,12 +102,7 @@ impl Index {
     }
 }
 
-pub fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+pub use crate::clock::now_secs;
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> AppResult<T> {
     serde_json::from_slice(bytes).map_err(AppError::internal)

@@ -1,9 +1,9 @@
 //! User accounts: creation with unique username and email (one transaction over both trees),
 //! pbkdf2 password hashes, activation and the admin flag.
 
+use super::password;
 use super::{decode, encode, now_secs, Index};
-use crate::auth::password;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Kind};
 use crate::registry::names::valid_username;
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -92,7 +92,7 @@ impl Index {
         });
         match result {
             Ok(()) => Ok(user),
-            Err(TransactionError::Abort(())) => Err(AppError::bad_request(USER_EXISTS)),
+            Err(TransactionError::Abort(())) => Err(AppError::new(Kind::AccountExists, USER_EXISTS)),
             Err(TransactionError::Storage(e)) => Err(e.into()),
         }
     }
@@ -167,7 +167,10 @@ impl Index {
         }
         let result = (&self.users, &self.emails).transaction(|(users, emails)| {
             if emails.get(email.as_bytes())?.is_some() {
-                return Err(ConflictableTransactionError::Abort(AppError::bad_request(USER_EXISTS)));
+                return Err(ConflictableTransactionError::Abort(AppError::new(
+                    Kind::AccountExists,
+                    USER_EXISTS,
+                )));
             }
             let Some(raw) = users.get(username.as_bytes())? else {
                 return Err(ConflictableTransactionError::Abort(AppError::not_found("No such user")));

@@ -3,14 +3,14 @@
 //! sweep the rest. Deleting a repository, tag, manifest or blob link only drops references;
 //! the bytes go here. Run it with the registry stopped (the CLI makes sure of that when it can).
 
-use super::digest::Digest;
-use super::images::LayerLink;
-use super::manifest;
+use super::names::RepoName;
+use super::v1::images::LayerLink;
+use super::v2::manifest;
+use crate::digest::Digest;
+use crate::storage::keys::{self, RepositoryEntry};
 use crate::storage::Storage;
 use std::collections::HashSet;
-use std::fs;
 use std::io;
-use std::path::Path;
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Report {
@@ -19,90 +19,61 @@ pub struct Report {
     pub removed_bytes: u64,
 }
 
-pub fn collect(storage: &Storage, dry_run: bool) -> io::Result<Report> {
-    let marked = mark(storage)?;
+pub async fn collect(storage: &Storage, dry_run: bool) -> io::Result<Report> {
+    let marked = mark(storage).await?;
     let mut report = Report::default();
-    for algo_dir in read_dir(&storage.root().join("blobs"))? {
-        let algo = file_name(&algo_dir);
-        for prefix in read_dir(&algo_dir)? {
-            for blob in read_dir(&prefix)? {
-                let Ok(digest) = format!("{algo}:{}", file_name(&blob)).parse::<Digest>() else {
-                    continue;
-                };
-                if marked.contains(&digest) {
-                    report.kept += 1;
-                    continue;
-                }
-                report.removed += 1;
-                report.removed_bytes += fs::metadata(&blob).map(|m| m.len()).unwrap_or(0);
-                if !dry_run {
-                    fs::remove_file(&blob)?;
-                    log::info!("gc: removed {digest}");
-                }
-            }
+    for key in storage.walk(keys::BLOBS).await? {
+        let Some(digest) = keys::parse_blob(&key) else {
+            continue;
+        };
+        if marked.contains(&digest) {
+            report.kept += 1;
+            continue;
+        }
+        report.removed += 1;
+        report.removed_bytes += storage.stat(&key).await?.map(|s| s.size).unwrap_or(0);
+        if !dry_run {
+            storage.delete(&key).await?;
+            log::info!("gc: removed {digest}");
         }
     }
     Ok(report)
 }
 
-fn mark(storage: &Storage) -> io::Result<HashSet<Digest>> {
+async fn mark(storage: &Storage) -> io::Result<HashSet<Digest>> {
     let mut marked = HashSet::new();
     // v1 image layers.
-    for image in read_dir(&storage.root().join("images"))? {
-        if let Ok(raw) = fs::read(image.join("layer")) {
+    for key in storage.walk(keys::IMAGES).await? {
+        if keys::parse_image_layer(&key).is_none() {
+            continue;
+        }
+        if let Some(raw) = storage.get(&key).await? {
             if let Ok(link) = serde_json::from_slice::<LayerLink>(&raw) {
                 marked.insert(link.digest);
             }
         }
     }
     // v2: every repository's blob links and what its manifests reference.
-    walk_repositories(&storage.root().join("repositories"), &mut marked)?;
-    Ok(marked)
-}
-
-fn walk_repositories(dir: &Path, marked: &mut HashSet<Digest>) -> io::Result<()> {
-    for entry in read_dir(dir)? {
-        match file_name(&entry).as_str() {
-            "_layers" => {
-                for algo in read_dir(&entry)? {
-                    for link in read_dir(&algo)? {
-                        if let Ok(d) = format!("{}:{}", file_name(&algo), file_name(&link)).parse() {
-                            marked.insert(d);
-                        }
-                    }
+    for key in storage.walk(keys::REPOSITORIES).await? {
+        match keys::parse_repository_key(&key) {
+            Some((_, RepositoryEntry::BlobLink(d))) => {
+                marked.insert(d);
+            }
+            Some((name, RepositoryEntry::RevisionData(d))) => {
+                let Ok(repo) = RepoName::parse(name) else { continue };
+                let found = storage
+                    .get_many(vec![keys::revision_data(&repo, &d), keys::revision_type(&repo, &d)])
+                    .await?;
+                let (Some(Some(body)), Some(Some(media_type))) = (found.first(), found.get(1)) else {
+                    log::debug!("gc: {name}: revision {d} incomplete, skipped");
+                    continue;
+                };
+                if let Ok(parsed) = manifest::parse(body, &String::from_utf8_lossy(media_type)) {
+                    marked.extend(parsed.blobs);
                 }
             }
-            "_manifests" => {
-                for algo in read_dir(&entry.join("revisions"))? {
-                    for rev in read_dir(&algo)? {
-                        let (Ok(body), Ok(media_type)) =
-                            (fs::read(rev.join("data")), fs::read_to_string(rev.join("type")))
-                        else {
-                            continue;
-                        };
-                        if let Ok(parsed) = manifest::parse(&body, &media_type) {
-                            marked.extend(parsed.blobs);
-                        }
-                    }
-                }
-            }
-            name if !name.starts_with('_') && entry.is_dir() => walk_repositories(&entry, marked)?,
             _ => {}
         }
     }
-    Ok(())
-}
-
-fn read_dir(dir: &Path) -> io::Result<Vec<std::path::PathBuf>> {
-    match fs::read_dir(dir) {
-        Ok(rd) => rd.map(|e| e.map(|e| e.path())).collect(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(e),
-    }
-}
-
-fn file_name(p: &Path) -> String {
-    p.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    Ok(marked)
 }

@@ -1,223 +1,136 @@
-//! The registry's storage driver: content-addressed blobs plus small metadata objects, all as
-//! files under one root (the embedded default driver, `fs`).
+//! The registry's storage: content-addressed blobs and small metadata objects behind a
+//! [`Driver`] (the embedded default is `fs`, files under one root). Nothing above this module
+//! sees a path or a file: callers name keys (all defined in [`keys`]), digests and byte streams.
 //!
-//! Layout:
-//! ```text
-//! blobs/<algo>/<2 hex>/<hex>     content-addressed bytes (v1 layers and v2 blobs alike)
-//! _tmp/<random>                  files being written; renamed into place once complete
-//! <any other key>                small metadata objects (image json, ancestry, tags, links)
-//! ```
-//! Every write is: temp file, fsync, rename, fsync of the directory. A reader therefore sees the
-//! old object or the new one, never a torn one, also after a crash.
+//! [`Storage`] is the handle the rest of the server holds: the driver, plus the blob operations
+//! everyone needs (write while hashing, commit under a digest, read a range).
 
-pub mod reader;
-mod writer;
+pub mod driver;
+pub mod fs;
+pub mod keys;
+pub mod layout;
+pub mod local;
+pub mod testsuite;
 
-pub use writer::{BlobSink, WriteOutcome};
+pub use driver::{ByteStream, Driver, Sink, Stat, WriteOutcome};
 
-use crate::registry::digest::Digest;
-use bytes::Bytes;
-use std::fs;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use crate::digest::{Digest, Hasher};
+use std::io;
+use std::ops::Deref;
+use std::path::Path;
+use std::sync::Arc;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Storage {
-    root: PathBuf,
+    driver: Arc<dyn Driver>,
+}
+
+impl Deref for Storage {
+    type Target = dyn Driver;
+    fn deref(&self) -> &Self::Target {
+        self.driver.as_ref()
+    }
+}
+
+/// A blob being written to a temp key, to be committed under its digest once verified.
+pub struct NewBlob {
+    pub sink: Box<dyn Sink>,
+    temp: String,
+}
+
+/// A finished [`NewBlob`]: the hashes of what was written, and where it waits.
+pub struct WrittenBlob {
+    pub hashers: Vec<Hasher>,
+    pub written: u64,
+    temp: String,
 }
 
 impl Storage {
-    /// Opens (creating if needed) the storage root and removes temp files of writes that a crash
-    /// interrupted: they were never visible, so dropping them loses nothing acknowledged.
-    pub fn open(root: &Path) -> io::Result<Storage> {
-        fs::create_dir_all(root.join("blobs"))?;
-        let tmp = root.join("_tmp");
-        if tmp.exists() {
-            fs::remove_dir_all(&tmp)?;
-        }
-        fs::create_dir_all(&tmp)?;
-        Ok(Storage {
-            root: root.to_path_buf(),
-        })
+    /// Storage on `driver`, its layout checked (and recorded on first use).
+    pub async fn open(driver: Arc<dyn Driver>) -> Result<Storage, layout::LayoutError> {
+        let storage = Storage { driver };
+        layout::check(&storage).await?;
+        Ok(storage)
     }
 
-    /// The storage at `root` as it is, without start-up clean-up (for offline tools).
-    pub fn existing(root: &Path) -> Storage {
-        Storage {
-            root: root.to_path_buf(),
-        }
+    /// The fs driver at `root`, opened for serving (stale temp files removed, layout checked).
+    pub async fn open_fs(root: &Path) -> Result<Storage, layout::LayoutError> {
+        let driver = fs::FsDriver::open(root).map_err(|e| layout::LayoutError::Io(root.display().to_string(), e))?;
+        Storage::open(Arc::new(driver)).await
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// The fs driver at `root` as it is, for offline tools (no clean-up; layout checked).
+    pub async fn existing_fs(root: &Path) -> Result<Storage, layout::LayoutError> {
+        Storage::open(Arc::new(fs::FsDriver::existing(root))).await
     }
 
-    /// Maps a key to a path. Keys are built from validated names; refusing `..` and absolute
-    /// parts here is a second line of defence against traversal.
-    fn path(&self, key: &str) -> io::Result<PathBuf> {
-        if key.is_empty() || key.starts_with('/') || key.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("bad storage key {key:?}"),
-            ));
-        }
-        Ok(self.root.join(key))
-    }
-
-    pub fn temp_path(&self) -> PathBuf {
-        self.root.join("_tmp").join(hex::encode(rand::random::<[u8; 16]>()))
-    }
-
-    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
-        let hex = digest.hex();
-        self.root
-            .join("blobs")
-            .join(digest.algorithm().name())
-            .join(&hex[..2])
-            .join(hex)
-    }
-
-    // ---- synchronous primitives (call from blocking context) ----
-
-    pub fn get_sync(&self, key: &str) -> io::Result<Option<Vec<u8>>> {
-        match fs::read(self.path(key)?) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    pub fn put_sync(&self, key: &str, data: &[u8]) -> io::Result<()> {
-        let dest = self.path(key)?;
-        let tmp = self.temp_path();
-        let mut f = fs::File::create(&tmp)?;
-        let result = (|| {
-            f.write_all(data)?;
-            f.sync_all()?;
-            commit_file(&tmp, &dest)
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
-    }
-
-    pub fn delete_sync(&self, key: &str) -> io::Result<bool> {
-        match fs::remove_file(self.path(key)?) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    pub fn exists_sync(&self, key: &str) -> io::Result<bool> {
-        Ok(self.path(key)?.exists())
-    }
-
-    /// Names of the entries directly under `prefix`, sorted; empty if it does not exist.
-    pub fn list_sync(&self, prefix: &str) -> io::Result<Vec<String>> {
-        let mut out = Vec::new();
-        match fs::read_dir(self.path(prefix)?) {
-            Ok(rd) => {
-                for e in rd {
-                    if let Some(n) = e?.file_name().to_str() {
-                        out.push(n.to_string());
-                    }
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        out.sort();
-        Ok(out)
-    }
-
-    pub fn delete_all_sync(&self, prefix: &str) -> io::Result<bool> {
-        match fs::remove_dir_all(self.path(prefix)?) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    pub fn blob_size_sync(&self, digest: &Digest) -> io::Result<Option<u64>> {
-        match fs::metadata(self.blob_path(digest)) {
-            Ok(m) => Ok(Some(m.len())),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Moves a complete, fsynced temp file into the blob store under `digest`. If the blob is
-    /// already there (same content), the temp file is dropped instead.
-    pub fn commit_blob_sync(&self, tmp: &Path, digest: &Digest) -> io::Result<()> {
-        let dest = self.blob_path(digest);
-        if dest.exists() {
-            fs::remove_file(tmp)?;
-            return Ok(());
-        }
-        commit_file(tmp, &dest)
-    }
-
-    // ---- async wrappers: file work runs on the blocking pool, never on an actix worker ----
-
-    pub async fn get(&self, key: &str) -> io::Result<Option<Bytes>> {
-        let (s, k) = (self.clone(), key.to_string());
-        blocking(move || s.get_sync(&k).map(|o| o.map(Bytes::from))).await
-    }
-
-    pub async fn put(&self, key: &str, data: impl Into<Vec<u8>>) -> io::Result<()> {
-        let (s, k, d) = (self.clone(), key.to_string(), data.into());
-        blocking(move || s.put_sync(&k, &d)).await
-    }
-
-    pub async fn delete(&self, key: &str) -> io::Result<bool> {
-        let (s, k) = (self.clone(), key.to_string());
-        blocking(move || s.delete_sync(&k)).await
+    pub fn driver(&self) -> &Arc<dyn Driver> {
+        &self.driver
     }
 
     pub async fn exists(&self, key: &str) -> io::Result<bool> {
-        let (s, k) = (self.clone(), key.to_string());
-        blocking(move || s.exists_sync(&k)).await
+        Ok(self.driver.stat(key).await?.is_some())
     }
 
-    pub async fn list(&self, prefix: &str) -> io::Result<Vec<String>> {
-        let (s, k) = (self.clone(), prefix.to_string());
-        blocking(move || s.list_sync(&k)).await
-    }
-
-    pub async fn delete_all(&self, prefix: &str) -> io::Result<bool> {
-        let (s, k) = (self.clone(), prefix.to_string());
-        blocking(move || s.delete_all_sync(&k)).await
-    }
-
+    /// The size of a stored blob, `None` if the store does not have it.
     pub async fn blob_size(&self, digest: &Digest) -> io::Result<Option<u64>> {
-        let (s, d) = (self.clone(), digest.clone());
-        blocking(move || s.blob_size_sync(&d)).await
+        Ok(self.driver.stat(&keys::blob(digest)).await?.map(|s| s.size))
     }
 
-    pub async fn commit_blob(&self, tmp: PathBuf, digest: &Digest) -> io::Result<()> {
-        let (s, d) = (self.clone(), digest.clone());
-        blocking(move || s.commit_blob_sync(&tmp, &d)).await
+    /// `len` bytes of a blob from `offset`.
+    pub async fn read_blob(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<ByteStream> {
+        self.driver.read(&keys::blob(digest), offset, len).await
     }
 
-    /// Starts streaming a new blob into a temp file, hashing with `algos` as bytes arrive.
-    pub fn begin_blob(&self, hashers: Vec<crate::registry::digest::Hasher>) -> BlobSink {
-        BlobSink::start(self.temp_path(), false, hashers)
+    /// Starts streaming a new blob into a temp key, hashing with `hashers` as bytes arrive.
+    pub async fn begin_blob(&self, hashers: Vec<Hasher>) -> io::Result<NewBlob> {
+        let temp = keys::temp(&hex::encode(rand::random::<[u8; 16]>()));
+        let sink = self.driver.writer(&temp, false, hashers).await?;
+        Ok(NewBlob { sink, temp })
+    }
+
+    /// Moves a complete object (a written temp blob, an upload's data) into the blob store under
+    /// `digest`. If the blob is already there (same content), the source is dropped instead.
+    pub async fn commit_blob(&self, from: &str, digest: &Digest) -> io::Result<()> {
+        self.driver.commit(from, &keys::blob(digest)).await
     }
 }
 
-/// rename(2) into place (creating parent directories) and fsync the directory so the rename
-/// itself survives a crash.
-fn commit_file(tmp: &Path, dest: &Path) -> io::Result<()> {
-    let parent = dest
-        .parent()
-        .ok_or_else(|| io::Error::other("destination has no parent"))?;
-    fs::create_dir_all(parent)?;
-    fs::rename(tmp, dest)?;
-    fs::File::open(parent)?.sync_all()
+/// Moves a request body into `sink` until it ends. Err is the body's own error (the client went
+/// away); a sink that fails stops the copy, and its `finish` says why.
+pub async fn pump<S, E>(sink: &mut dyn Sink, body: &mut S) -> Result<(), E>
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+{
+    use futures::StreamExt;
+    while let Some(chunk) = body.next().await {
+        if sink.send(chunk?).await.is_err() {
+            break;
+        }
+    }
+    Ok(())
 }
 
-pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(io::Error::other)?
+impl NewBlob {
+    /// Ends the write; the bytes are durable but not yet visible (see [`WrittenBlob::commit`]).
+    pub async fn finish(self) -> io::Result<WrittenBlob> {
+        let outcome = self.sink.finish().await?;
+        Ok(WrittenBlob {
+            hashers: outcome.hashers,
+            written: outcome.written,
+            temp: self.temp,
+        })
+    }
+}
+
+impl WrittenBlob {
+    /// Makes the blob visible under `digest`.
+    pub async fn commit(self, storage: &Storage, digest: &Digest) -> io::Result<()> {
+        storage.commit_blob(&self.temp, digest).await
+    }
+
+    /// Drops the written bytes (the digest did not match).
+    pub async fn discard(self, storage: &Storage) -> io::Result<()> {
+        storage.delete(&self.temp).await.map(drop)
+    }
 }

@@ -3,9 +3,10 @@
 use super::ok_true;
 use crate::auth::Identity;
 use crate::error::{AppError, AppResult};
+use crate::http::access::Caller;
 use crate::http::header_str;
-use crate::registry::images::parse_image_json;
 use crate::registry::names::ImageId;
+use crate::registry::v1::images::parse_image_json;
 use crate::state::AppState;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -38,19 +39,17 @@ fn cacheable(status: StatusCode) -> actix_web::HttpResponseBuilder {
 
 /// Who is asking, and may they read this complete image. The access check comes first, so a
 /// token is checked (by the index, when delegated) before anything about the image is told.
-async fn readable(state: &AppState, req: &HttpRequest, id: &ImageId) -> AppResult<Identity> {
-    let who = state.gate.identify(req).await?;
-    state.gate.check_image_read(&who, &state.images, id).await?;
+async fn readable(state: &AppState, who: &Identity, id: &ImageId) -> AppResult<()> {
+    state.gate.check_image_read(who, &state.images, id).await?;
     if !state.images.exists(id).await? {
         return Err(AppError::not_found("Image not found"));
     }
-    state.images.require_complete(id).await?;
-    Ok(who)
+    state.images.require_complete(id).await
 }
 
-async fn get_json(state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>) -> AppResult<HttpResponse> {
+async fn get_json(state: web::Data<AppState>, Caller(who): Caller, id: web::Path<String>) -> AppResult<HttpResponse> {
     let id = ImageId::parse(&id)?;
-    readable(&state, &req, &id).await?;
+    readable(&state, &who, &id).await?;
     let image = state.images.json(&id).await?;
     let mut resp = cacheable(StatusCode::OK);
     resp.content_type("application/json");
@@ -65,12 +64,11 @@ async fn get_json(state: web::Data<AppState>, req: HttpRequest, id: web::Path<St
 
 async fn put_json(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    Caller(who): Caller,
     id: web::Path<String>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
     let id = ImageId::parse(&id)?;
-    let who = state.gate.identify(&req).await?;
     let uploader = state.gate.check_image_write(&who).await?;
     let parent = parse_image_json(&id, &body)?;
     if let Some(p) = &parent {
@@ -87,29 +85,32 @@ async fn put_json(
         .await?;
     if let Some(repo) = &uploader.repo {
         // A token names the repository the image is pushed into.
-        state.tags.add_member(repo, &id).await?;
+        state.v1_repos.add_member(repo, &id).await?;
     }
     Ok(ok_true())
 }
 
 async fn put_layer(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    Caller(who): Caller,
     id: web::Path<String>,
     body: web::Payload,
 ) -> AppResult<HttpResponse> {
     let id = ImageId::parse(&id)?;
-    let who = state.gate.identify(&req).await?;
     let uploader = state.gate.check_image_write(&who).await?.name;
     state.images.put_layer(&id, &uploader, body).await?;
     Ok(ok_true())
 }
 
-async fn put_checksum(state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>) -> AppResult<HttpResponse> {
+async fn put_checksum(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Caller(who): Caller,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
     let id = ImageId::parse(&id)?;
-    let who = state.gate.identify(&req).await?;
     let uploader = state.gate.check_image_write(&who).await?.name;
-    if let crate::registry::images::ImageState::InProgress { uploader: u } = state.images.state(&id).await? {
+    if let crate::registry::v1::images::ImageState::InProgress { uploader: u } = state.images.state(&id).await? {
         if u != uploader {
             return Err(AppError::conflict("Image is being uploaded by another user"));
         }
@@ -120,25 +121,40 @@ async fn put_checksum(state: web::Data<AppState>, req: HttpRequest, id: web::Pat
     Ok(ok_true())
 }
 
-async fn get_layer(state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>) -> AppResult<HttpResponse> {
+async fn get_layer(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Caller(who): Caller,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
     let id = ImageId::parse(&id)?;
-    readable(&state, &req, &id).await?;
+    readable(&state, &who, &id).await?;
     let link = state
         .images
         .layer(&id)
         .await?
         .ok_or_else(|| AppError::not_found("Image layer not found"))?;
-    let path = state.images.storage().blob_path(&link.digest);
-    crate::http::files::serve(&req, &path, link.size, "application/octet-stream", |r| {
-        r.insert_header(("X-Docker-Size", link.size.to_string()))
-            .insert_header((header::CACHE_CONTROL, "public, max-age=31536000"));
-    })
+    crate::http::files::serve(
+        &req,
+        &state.storage,
+        &link.digest,
+        link.size,
+        "application/octet-stream",
+        |r| {
+            r.insert_header(("X-Docker-Size", link.size.to_string()))
+                .insert_header((header::CACHE_CONTROL, "public, max-age=31536000"));
+        },
+    )
     .await
 }
 
-async fn get_ancestry(state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>) -> AppResult<HttpResponse> {
+async fn get_ancestry(
+    state: web::Data<AppState>,
+    Caller(who): Caller,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
     let id = ImageId::parse(&id)?;
-    readable(&state, &req, &id).await?;
+    readable(&state, &who, &id).await?;
     let raw = state.images.ancestry_raw(&id).await?;
     Ok(cacheable(StatusCode::OK).content_type("application/json").body(raw))
 }

@@ -1,9 +1,10 @@
 //! `/v1/repositories/{repo}/...` on the index side: create/update (push start and end), image
 //! lists (pull start), token checks, delete, and Skiff's visibility and collaborator API.
 
-use super::{gate, json, ok_true};
+use super::{json, ok_true};
 use crate::auth::Identity;
 use crate::error::{AppError, AppResult};
+use crate::http::access::{Delete, IndexRole, Pull, Push, V1Access};
 use crate::http::{header_str, request_host};
 use crate::index::{Access, ImageEntry, Index};
 use crate::registry::names::{ImageId, RepoName};
@@ -41,15 +42,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-fn index(state: &AppState) -> AppResult<Index> {
-    state.gate.index().cloned().ok_or_else(|| {
-        AppError::not_found(format!(
-            "This server is a registry only (standalone = false); use the index at {}",
-            state.config.index_endpoint
-        ))
-    })
-}
-
 fn wants_token(req: &HttpRequest) -> bool {
     header_str(req, "X-Docker-Token").is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
@@ -58,6 +50,7 @@ fn wants_token(req: &HttpRequest) -> bool {
 async fn index_answer(
     state: &AppState,
     req: &HttpRequest,
+    ix: &Index,
     who: &Identity,
     repo: &RepoName,
     access: Access,
@@ -66,15 +59,13 @@ async fn index_answer(
     let mut b = super::no_cache(HttpResponse::build(status));
     b.insert_header(("X-Docker-Endpoints", state.endpoints(&request_host(req))));
     if wants_token(req) {
-        let ix = index(state)?;
         let (name, user, ttl) = (
             repo.clone(),
             who.username().unwrap_or("").to_string(),
             state.config.index.token_ttl_secs,
         );
-        let token = ix.run(move |ix| ix.issue_token(&name, access, &user, ttl)).await?;
-        // The client will rely on this token, possibly across our restart: make it durable.
-        ix.flush().await?;
+        // Durable before it is handed out: the client relies on it, possibly across a restart.
+        let token = ix.write(move |ix| ix.issue_token(&name, access, &user, ttl)).await?;
         b.insert_header(("X-Docker-Token", token.clone()));
         b.insert_header(("WWW-Authenticate", format!("Token {token}")));
     }
@@ -107,62 +98,65 @@ fn parse_image_list(body: &[u8]) -> AppResult<Vec<ImageEntry>> {
 }
 
 /// Creates or updates the repository record and merges the declared images.
-async fn record_images(state: &AppState, who: &Identity, repo: &RepoName, entries: Vec<ImageEntry>) -> AppResult<()> {
+async fn record_images(ix: &Index, who: &Identity, repo: &RepoName, entries: Vec<ImageEntry>) -> AppResult<()> {
     let owner = who
         .username()
         .ok_or_else(|| AppError::unauthorized("Requires authorization"))?
         .to_string();
-    let ix = index(state)?;
     let name = repo.clone();
-    ix.run(move |ix| ix.upsert_repo(&name, &owner, |r| r.merge_images(&entries)))
+    ix.write(move |ix| ix.upsert_repo(&name, &owner, |r| r.merge_images(&entries)))
         .await?;
-    ix.flush().await
+    Ok(())
 }
 
 /// `PUT /v1/repositories/{repo}/`: push start.
 async fn put_repository(
     state: web::Data<AppState>,
     req: HttpRequest,
-    path: web::Path<String>,
+    IndexRole(ix): IndexRole,
+    access: V1Access<Push>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
-    index(&state)?;
-    let (who, repo) = gate(&state, &req, &path, Access::Write).await?;
-    let entries = parse_image_list(&body)?;
-    record_images(&state, &who, &repo, entries).await?;
-    Ok(index_answer(&state, &req, &who, &repo, Access::Write, StatusCode::OK)
-        .await?
-        .json(""))
+    let V1Access { who, repo, .. } = access;
+    record_images(&ix, &who, &repo, parse_image_list(&body)?).await?;
+    Ok(
+        index_answer(&state, &req, &ix, &who, &repo, Access::Write, StatusCode::OK)
+            .await?
+            .json(""),
+    )
 }
 
 /// `PUT /v1/repositories/{repo}/images`: push end; Docker requires exactly 204.
 async fn put_images(
     state: web::Data<AppState>,
     req: HttpRequest,
-    path: web::Path<String>,
+    IndexRole(ix): IndexRole,
+    access: V1Access<Push>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
-    index(&state)?;
-    let (who, repo) = gate(&state, &req, &path, Access::Write).await?;
-    let entries = parse_image_list(&body)?;
-    record_images(&state, &who, &repo, entries).await?;
+    let V1Access { who, repo, .. } = access;
+    record_images(&ix, &who, &repo, parse_image_list(&body)?).await?;
     Ok(
-        index_answer(&state, &req, &who, &repo, Access::Write, StatusCode::NO_CONTENT)
+        index_answer(&state, &req, &ix, &who, &repo, Access::Write, StatusCode::NO_CONTENT)
             .await?
             .finish(),
     )
 }
 
 /// `GET /v1/repositories/{repo}/images`: pull start.
-async fn get_images(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> AppResult<HttpResponse> {
-    index(&state)?;
-    let (who, repo) = gate(&state, &req, &path, Access::Read).await?;
-    let meta = state.gate.repo_meta(&repo).await?;
+async fn get_images(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    IndexRole(ix): IndexRole,
+    access: V1Access<Pull>,
+) -> AppResult<HttpResponse> {
+    let V1Access { who, repo, .. } = access;
+    let meta = ix.repo(&repo)?;
     let mut images = meta.as_ref().map(|m| m.images.clone()).unwrap_or_default();
     if images.is_empty() && state.config.registry {
         // Repositories filled without an index call: list what the registry holds.
         images = state
-            .tags
+            .v1_repos
             .members(&repo)
             .await?
             .into_iter()
@@ -175,21 +169,23 @@ async fn get_images(state: web::Data<AppState>, req: HttpRequest, path: web::Pat
     if meta.is_none() && images.is_empty() {
         return Err(AppError::not_found("Repository not found"));
     }
-    Ok(index_answer(&state, &req, &who, &repo, Access::Read, StatusCode::OK)
-        .await?
-        .json(images))
+    Ok(
+        index_answer(&state, &req, &ix, &who, &repo, Access::Read, StatusCode::OK)
+            .await?
+            .json(images),
+    )
 }
 
 /// `DELETE /v1/repositories/{repo}/images` (PYREG's index delete): 204 with a delete token.
 async fn delete_images(
     state: web::Data<AppState>,
     req: HttpRequest,
-    path: web::Path<String>,
+    IndexRole(ix): IndexRole,
+    access: V1Access<Delete>,
 ) -> AppResult<HttpResponse> {
-    index(&state)?;
-    let (who, repo) = gate(&state, &req, &path, Access::Delete).await?;
+    let V1Access { who, repo, .. } = access;
     Ok(
-        index_answer(&state, &req, &who, &repo, Access::Delete, StatusCode::NO_CONTENT)
+        index_answer(&state, &req, &ix, &who, &repo, Access::Delete, StatusCode::NO_CONTENT)
             .await?
             .finish(),
     )
@@ -201,24 +197,23 @@ async fn delete_images(
 async fn delete_repository(
     state: web::Data<AppState>,
     req: HttpRequest,
-    path: web::Path<String>,
+    access: V1Access<Delete>,
 ) -> AppResult<HttpResponse> {
-    let (who, repo) = gate(&state, &req, &path, Access::Delete).await?;
-    if matches!(who, Identity::User(_)) && wants_token(&req) && state.gate.index().is_some() {
+    let V1Access { who, repo, .. } = access;
+    if let (Identity::User(_), true, Some(ix)) = (&who, wants_token(&req), &state.index) {
         return Ok(
-            index_answer(&state, &req, &who, &repo, Access::Delete, StatusCode::ACCEPTED)
+            index_answer(&state, &req, ix, &who, &repo, Access::Delete, StatusCode::ACCEPTED)
                 .await?
                 .json(""),
         );
     }
     let mut found = false;
     if state.config.registry {
-        found |= state.tags.delete_repo(&repo).await?;
+        found |= state.v1_repos.delete_repo(&repo).await?;
     }
-    if let (Some(ix), false) = (state.gate.index(), matches!(who, Identity::Token(_))) {
+    if let (Some(ix), false) = (&state.index, matches!(who, Identity::Token(_))) {
         let name = repo.clone();
-        found |= ix.run(move |ix| ix.delete_repo(&name)).await?;
-        ix.flush().await?;
+        found |= ix.write(move |ix| ix.delete_repo(&name)).await?;
     }
     if found {
         Ok(ok_true())
@@ -236,12 +231,12 @@ struct AuthQuery {
 /// repository? Registries in delegated mode ask this. 200 `"OK"`, 401, or 403; each answer is
 /// logged at debug level and counted on `/metrics`.
 async fn check_auth(
+    _index: IndexRole,
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
     query: web::Query<AuthQuery>,
 ) -> AppResult<HttpResponse> {
-    index(&state)?;
     let wanted = query.access.as_deref().unwrap_or("(the token's)");
     let answer = token_answer(&state, &req, &path, query.access.as_deref()).await;
     state.gate.stats().index_answer(answer.is_ok());
@@ -284,17 +279,9 @@ async fn token_answer(
     Ok(grant)
 }
 
-async fn get_properties(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<String>,
-) -> AppResult<HttpResponse> {
-    index(&state)?;
-    let (_, repo) = gate(&state, &req, &path, Access::Read).await?;
-    let meta = state
-        .gate
-        .repo_meta(&repo)
-        .await?
+async fn get_properties(IndexRole(ix): IndexRole, access: V1Access<Pull>) -> AppResult<HttpResponse> {
+    let meta = ix
+        .repo(&access.repo)?
         .ok_or_else(|| AppError::not_found("Repository not found"))?;
     Ok(json(
         StatusCode::OK,
@@ -316,13 +303,11 @@ struct Properties {
 /// `PUT .../properties {"access": "private"|"public", "description": "..."}`: owner or admin.
 /// Creates the record if needed, so a repository can be made private before its first push.
 async fn put_properties(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<String>,
+    IndexRole(ix): IndexRole,
+    access: V1Access<Delete>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
-    let ix = index(&state)?;
-    let (who, repo) = gate(&state, &req, &path, Access::Delete).await?;
+    let V1Access { who, repo, .. } = access;
     let props: Properties = serde_json::from_slice(&body).map_err(|_| AppError::bad_request("Invalid data"))?;
     let private = match props.access.as_deref() {
         None => None,
@@ -336,7 +321,7 @@ async fn put_properties(
     };
     let owner = who.username().unwrap_or_default().to_string();
     let description = props.description;
-    ix.run(move |ix| {
+    ix.write(move |ix| {
         ix.upsert_repo(&repo, &owner, |r| {
             if let Some(p) = private {
                 r.private = p;
@@ -347,34 +332,17 @@ async fn put_properties(
         })
     })
     .await?;
-    ix.flush().await?;
     Ok(ok_true())
 }
 
-async fn list_collaborators(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<String>,
-) -> AppResult<HttpResponse> {
-    index(&state)?;
-    let (_, repo) = gate(&state, &req, &path, Access::Write).await?;
-    let meta = state
-        .gate
-        .repo_meta(&repo)
-        .await?
+async fn list_collaborators(IndexRole(ix): IndexRole, access: V1Access<Push>) -> AppResult<HttpResponse> {
+    let meta = ix
+        .repo(&access.repo)?
         .ok_or_else(|| AppError::not_found("Repository not found"))?;
     Ok(json(StatusCode::OK, &meta.collaborators))
 }
 
-async fn set_collaborator(
-    state: &AppState,
-    req: &HttpRequest,
-    repo: &str,
-    user: String,
-    add: bool,
-) -> AppResult<HttpResponse> {
-    let ix = index(state)?;
-    let (_, repo) = gate(state, req, repo, Access::Delete).await?;
+async fn set_collaborator(ix: Index, repo: RepoName, user: String, add: bool) -> AppResult<HttpResponse> {
     let known = {
         let u = user.clone();
         ix.run(move |ix| ix.user(&u)).await?.is_some()
@@ -382,7 +350,7 @@ async fn set_collaborator(
     if add && !known {
         return Err(AppError::not_found(format!("No such user: {user}")));
     }
-    ix.run(move |ix| {
+    ix.write(move |ix| {
         ix.update_repo(&repo, |r| {
             let present = r.collaborators.contains(&user);
             match (add, present) {
@@ -395,24 +363,23 @@ async fn set_collaborator(
         })
     })
     .await?;
-    ix.flush().await?;
     Ok(ok_true())
 }
 
 async fn add_collaborator(
-    state: web::Data<AppState>,
-    req: HttpRequest,
+    IndexRole(ix): IndexRole,
+    access: V1Access<Delete>,
     path: web::Path<(String, String)>,
 ) -> AppResult<HttpResponse> {
-    let (repo, user) = path.into_inner();
-    set_collaborator(&state, &req, &repo, user, true).await
+    let (_, user) = path.into_inner();
+    set_collaborator(ix, access.repo, user, true).await
 }
 
 async fn remove_collaborator(
-    state: web::Data<AppState>,
-    req: HttpRequest,
+    IndexRole(ix): IndexRole,
+    access: V1Access<Delete>,
     path: web::Path<(String, String)>,
 ) -> AppResult<HttpResponse> {
-    let (repo, user) = path.into_inner();
-    set_collaborator(&state, &req, &repo, user, false).await
+    let (_, user) = path.into_inner();
+    set_collaborator(ix, access.repo, user, false).await
 }

@@ -3,11 +3,10 @@
 
 use super::json;
 use crate::error::AppResult;
-use crate::index::Access;
-use crate::registry::names::RepoName;
+use crate::http::access::Caller;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -25,28 +24,18 @@ struct Query {
 const DEFAULT_PAGE_SIZE: usize = 25;
 const MAX_PAGE_SIZE: usize = 100;
 
-async fn search(state: web::Data<AppState>, req: HttpRequest, query: web::Query<Query>) -> AppResult<HttpResponse> {
-    let who = state.gate.identify(&req).await?;
+async fn search(state: web::Data<AppState>, Caller(who): Caller, query: web::Query<Query>) -> AppResult<HttpResponse> {
     let needle = query.q.trim().to_lowercase();
     let page_size = query.n.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE);
     let page = query.page.unwrap_or(1).max(1);
-    let repos = match state.gate.index() {
+    let repos = match &state.index {
         Some(ix) => ix.run(|ix| ix.listing()).await?,
         None => Default::default(),
     };
-    let mut hits = Vec::new();
-    for repo in repos.iter() {
-        let matches = repo.name.contains(&needle) || repo.description.to_lowercase().contains(&needle);
-        if !matches {
-            continue;
-        }
-        let Ok(name) = RepoName::parse(&repo.name) else {
-            continue;
-        };
-        if crate::auth::policy::decide(&who, &name, Some(repo), Access::Read).is_ok() {
-            hits.push(repo);
-        }
-    }
+    let matching = repos
+        .iter()
+        .filter(|r| r.name.contains(&needle) || r.description.to_lowercase().contains(&needle));
+    let hits = state.gate.visible(&who, matching);
     let total = hits.len();
     let num_pages = total.div_ceil(page_size).max(1);
     let results: Vec<_> = hits

@@ -1,8 +1,8 @@
 //! `/v1/repositories/{repo}/tags...`: the registry side of repositories.
 
-use super::{gate, json, ok_true};
+use super::{json, ok_true};
 use crate::error::{AppError, AppResult};
-use crate::index::Access;
+use crate::http::access::{Delete, Pull, Push, V1Access};
 use crate::registry::names::{ImageId, RepoName, TagName};
 use crate::state::AppState;
 use actix_web::http::{header, StatusCode};
@@ -26,28 +26,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// 404 unless the repository exists in the index or has data in the registry.
 async fn require_repo(state: &AppState, repo: &RepoName) -> AppResult<()> {
-    if state.tags.exists(repo).await? || state.gate.repo_meta(repo).await?.is_some() {
+    if state.v1_repos.exists(repo).await? || state.gate.repo_meta(repo).await?.is_some() {
         Ok(())
     } else {
         Err(AppError::not_found("Repository not found"))
     }
 }
 
-async fn list_tags(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> AppResult<HttpResponse> {
-    let (_, repo) = gate(&state, &req, &path, Access::Read).await?;
+async fn list_tags(state: web::Data<AppState>, access: V1Access<Pull>) -> AppResult<HttpResponse> {
+    let repo = access.repo;
     require_repo(&state, &repo).await?;
-    Ok(json(StatusCode::OK, &state.tags.list(&repo).await?))
+    Ok(json(StatusCode::OK, &state.v1_repos.list(&repo).await?))
 }
 
 async fn get_tag(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    access: V1Access<Pull>,
     path: web::Path<(String, String)>,
 ) -> AppResult<HttpResponse> {
-    let (repo, tag) = path.into_inner();
-    let (_, repo) = gate(&state, &req, &repo, Access::Read).await?;
+    let (_, tag) = path.into_inner();
+    let repo = access.repo;
     let tag = TagName::parse(&tag)?;
-    match state.tags.get(&repo, &tag).await? {
+    match state.v1_repos.get(&repo, &tag).await? {
         Some(id) => Ok(json(StatusCode::OK, &id.as_str())),
         None => Err(AppError::not_found("Tag not found")),
     }
@@ -56,11 +56,12 @@ async fn get_tag(
 async fn put_tag(
     state: web::Data<AppState>,
     req: HttpRequest,
+    access: V1Access<Push>,
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
-    let (repo, tag) = path.into_inner();
-    let (who, repo) = gate(&state, &req, &repo, Access::Write).await?;
+    let (_, tag) = path.into_inner();
+    let V1Access { who, repo, .. } = access;
     let tag = TagName::parse(&tag)?;
     let id: String = serde_json::from_slice(&body).map_err(|_| AppError::bad_request("Invalid data"))?;
     let id = ImageId::parse(&id).map_err(|_| AppError::not_found("Image not found"))?;
@@ -74,33 +75,30 @@ async fn put_tag(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    state.tags.put(&repo, &tag, &id, agent).await?;
-    if let (Some(index), Some(user)) = (state.gate.index(), who.username()) {
+    state.v1_repos.put(&repo, &tag, &id, agent).await?;
+    if who.username().is_some() {
         // Data pushed without an index call first (plain registry clients) still gets a record,
         // so ownership and visibility apply to it.
-        let (index, name, owner) = (index.clone(), repo.clone(), user.to_string());
-        if index.run(move |ix| ix.ensure_repo(&name, &owner)).await? {
-            index.flush().await?;
-        }
+        state.ensure_record(&who, &repo).await?;
     }
     Ok(ok_true())
 }
 
 async fn delete_tag(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    access: V1Access<Delete>,
     path: web::Path<(String, String)>,
 ) -> AppResult<HttpResponse> {
-    let (repo, tag) = path.into_inner();
-    let (_, repo) = gate(&state, &req, &repo, Access::Delete).await?;
+    let (_, tag) = path.into_inner();
+    let repo = access.repo;
     let tag = TagName::parse(&tag)?;
-    state.tags.delete(&repo, &tag).await?;
+    state.v1_repos.delete(&repo, &tag).await?;
     Ok(ok_true())
 }
 
-async fn delete_all(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> AppResult<HttpResponse> {
-    let (_, repo) = gate(&state, &req, &path, Access::Delete).await?;
-    if state.tags.delete_repo(&repo).await? {
+async fn delete_all(state: web::Data<AppState>, access: V1Access<Delete>) -> AppResult<HttpResponse> {
+    let repo = access.repo;
+    if state.v1_repos.delete_repo(&repo).await? {
         Ok(ok_true())
     } else {
         Err(AppError::not_found("Repository not found"))
@@ -109,17 +107,17 @@ async fn delete_all(state: web::Data<AppState>, req: HttpRequest, path: web::Pat
 
 async fn tag_json(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    access: V1Access<Pull>,
     path: web::Path<(String, String)>,
 ) -> AppResult<HttpResponse> {
-    let (repo, tag) = path.into_inner();
-    let (_, repo) = gate(&state, &req, &repo, Access::Read).await?;
+    let (_, tag) = path.into_inner();
+    let repo = access.repo;
     let tag = TagName::parse(&tag)?;
-    Ok(json(StatusCode::OK, &state.tags.tag_json(&repo, &tag).await?))
+    Ok(json(StatusCode::OK, &state.v1_repos.tag_json(&repo, &tag).await?))
 }
 
-async fn repo_json(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> AppResult<HttpResponse> {
-    let (_, repo) = gate(&state, &req, &path, Access::Read).await?;
+async fn repo_json(state: web::Data<AppState>, access: V1Access<Pull>) -> AppResult<HttpResponse> {
+    let repo = access.repo;
     let latest = TagName::parse("latest")?;
-    Ok(json(StatusCode::OK, &state.tags.tag_json(&repo, &latest).await?))
+    Ok(json(StatusCode::OK, &state.v1_repos.tag_json(&repo, &latest).await?))
 }

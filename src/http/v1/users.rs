@@ -3,7 +3,7 @@
 use super::json;
 use crate::auth::Identity;
 use crate::config::Registration;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Kind};
 use crate::index::users::USER_EXISTS;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
@@ -35,9 +35,8 @@ struct NewUser {
 async fn register(state: web::Data<AppState>, body: web::Bytes) -> AppResult<HttpResponse> {
     let new: NewUser = serde_json::from_slice(&body).map_err(|_| AppError::bad_request("Error Decoding JSON"))?;
     let ix = state
-        .gate
-        .index()
-        .cloned()
+        .index
+        .clone()
         .ok_or_else(|| AppError::not_found("no index here"))?;
     let (u, e) = (new.username.clone(), new.email.clone());
     // Check before hashing: every `docker login` POSTs here first, and hashing is slow by design.
@@ -61,7 +60,7 @@ async fn register(state: web::Data<AppState>, body: web::Bytes) -> AppResult<Htt
             ix.flush().await?;
             Ok(json(StatusCode::CREATED, &"User Created"))
         }
-        Err(e) if e.message == USER_EXISTS => Ok(json(StatusCode::BAD_REQUEST, &USER_EXISTS)),
+        Err(e) if e.kind == Kind::AccountExists => Ok(json(StatusCode::BAD_REQUEST, &USER_EXISTS)),
         Err(e) => Err(e),
     }
 }
@@ -97,9 +96,8 @@ async fn update(
     }
     let change: UserUpdate = serde_json::from_slice(&body).map_err(|_| AppError::bad_request("Error Decoding JSON"))?;
     let ix = state
-        .gate
-        .index()
-        .cloned()
+        .index
+        .clone()
         .ok_or_else(|| AppError::not_found("no index here"))?;
     ix.run(move |ix| {
         if ix.user(&username)?.is_none() {

@@ -1,13 +1,12 @@
 //! Content discovery: `GET /v2/{name}/tags/list`, `GET /v2/_catalog` (both with `n`/`last`
 //! and the `Link` header) and `GET /v2/{name}/referrers/{digest}` (with `artifactType`).
 
-use super::{authorize, challenged, query_one, Name, V2Result};
-use crate::auth::policy;
+use super::{challenged, query_one, V2Result};
+use crate::digest::Digest;
 use crate::error::{AppError, Kind};
+use crate::http::access::{Pull, V2Access};
 use crate::index::Access;
-use crate::registry::digest::Digest;
-use crate::registry::manifest::OCI_INDEX;
-use crate::registry::names::RepoName;
+use crate::registry::v2::manifest::OCI_INDEX;
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -60,13 +59,12 @@ fn next_link(path: &str, n: usize, last: &str) -> String {
     format!("<{path}?n={n}&last={last}>; rel=\"next\"")
 }
 
-async fn tags_list(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> V2Result<HttpResponse> {
-    let name = Name::parse(&path)?;
-    authorize(&state, &req, &name, Access::Read).await?;
-    if !state.repos.exists(&name.repo).await? {
+async fn tags_list(state: web::Data<AppState>, req: HttpRequest, access: V2Access<Pull>) -> V2Result<HttpResponse> {
+    let name = access.name;
+    if !state.v2_repos.exists(&name.repo).await? {
         return Err(AppError::new(Kind::NameUnknown, "repository name not known to registry").into());
     }
-    let (tags, more) = paginate(state.repos.tags(&name.repo).await?, &req)?;
+    let (tags, more) = paginate(state.v2_repos.tags(&name.repo).await?, &req)?;
     let mut resp = HttpResponse::Ok();
     if let (Some(n), Some(last)) = (more, tags.last()) {
         resp.insert_header((header::LINK, next_link(&format!("/v2/{}/tags/list", name.raw), n, last)));
@@ -81,18 +79,20 @@ async fn catalog(state: web::Data<AppState>, req: HttpRequest) -> V2Result<HttpR
         .await
         .map_err(|e| challenged(&state, &req, Some("registry:catalog:*".into()), e))?;
     let mut visible = Vec::new();
-    match state.gate.index() {
+    match state.index.as_ref() {
         // Standalone: the in-memory listing holds each record, so no lookup per repository.
         Some(ix) => {
-            for r in ix.run(|ix| ix.listing()).await?.iter() {
-                let Ok(name) = RepoName::parse(&r.name) else { continue };
-                if policy::decide(&who, &name, Some(r), Access::Read).is_ok() {
-                    visible.push(r.name.clone());
-                }
-            }
+            let listing = ix.run(|ix| ix.listing()).await?;
+            visible.extend(
+                state
+                    .gate
+                    .visible(&who, listing.iter())
+                    .into_iter()
+                    .map(|r| r.name.clone()),
+            );
         }
         None => {
-            for name in state.repos.names().await? {
+            for name in state.v2_repos.names().await? {
                 if state.gate.allows(&who, &name, Access::Read).await? {
                     visible.push(name.to_string());
                 }
@@ -111,13 +111,11 @@ async fn catalog(state: web::Data<AppState>, req: HttpRequest) -> V2Result<HttpR
 async fn referrers(
     state: web::Data<AppState>,
     req: HttpRequest,
+    access: V2Access<Pull>,
     path: web::Path<(String, String)>,
 ) -> V2Result<HttpResponse> {
-    let (name, digest) = path.into_inner();
-    let name = Name::parse(&name)?;
-    authorize(&state, &req, &name, Access::Read).await?;
-    let subject: Digest = digest.parse()?;
-    let mut list = state.repos.referrers(&name.repo, &subject).await?;
+    let subject: Digest = path.1.parse()?;
+    let mut list = state.v2_repos.referrers(access.repo(), &subject).await?;
     let filter = query_one(&req, "artifactType");
     if let Some(f) = &filter {
         list.retain(|d| d.artifact_type.as_deref() == Some(f.as_str()));

@@ -1,13 +1,13 @@
 //! `GET|HEAD|PUT|DELETE /v2/{name}/manifests/{reference}` over Docker schema2, manifest lists,
 //! OCI manifests and indexes, and signed schema1 (kept byte for byte).
 
-use super::{authorize, ensure_record, not_found, query_all, Name, V2Result};
+use super::{not_found, query_all, V2Result};
 use crate::error::{AppError, Kind};
-use crate::index::Access;
-use crate::registry::digest::Algorithm;
-use crate::registry::manifest::{self, MAX_MANIFEST_BYTES};
+use crate::http::access::{Delete, Pull, Push, V2Access};
+use crate::http::header_str;
 use crate::registry::names::TagName;
-use crate::registry::repository::Reference;
+use crate::registry::v2::manifest::{self, MAX_MANIFEST_BYTES};
+use crate::registry::v2::repositories::Reference;
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -55,18 +55,17 @@ fn wants_single(req: &HttpRequest, media_type: &str) -> bool {
 async fn get_manifest(
     state: web::Data<AppState>,
     req: HttpRequest,
+    access: V2Access<Pull>,
     path: web::Path<(String, String)>,
 ) -> V2Result<HttpResponse> {
-    let (name, reference) = path.into_inner();
-    let name = Name::parse(&name)?;
-    authorize(&state, &req, &name, Access::Read).await?;
-    let reference = existing_reference(&reference)?;
-    let Some(mut found) = state.repos.manifest(&name.repo, &reference).await? else {
-        return Err(not_found(&state, &name.repo, manifest_unknown()).await);
+    let repo = access.repo();
+    let reference = existing_reference(&path.1)?;
+    let Some(mut found) = state.v2_repos.manifest(repo, &reference).await? else {
+        return Err(not_found(&state, repo, manifest_unknown()).await);
     };
     if manifest::is_index(&found.media_type) && wants_single(&req, &found.media_type) {
         if let Some(child) = manifest::pick_platform(&found.body) {
-            if let Some(m) = state.repos.manifest(&name.repo, &Reference::Digest(child)).await? {
+            if let Some(m) = state.v2_repos.manifest(repo, &Reference::Digest(child)).await? {
                 found = m;
             }
         }
@@ -97,76 +96,31 @@ async fn read_body(mut payload: web::Payload) -> V2Result<web::Bytes> {
 async fn put_manifest(
     state: web::Data<AppState>,
     req: HttpRequest,
+    access: V2Access<Push>,
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> V2Result<HttpResponse> {
-    let (name, reference) = path.into_inner();
-    let name = Name::parse(&name)?;
-    let who = authorize(&state, &req, &name, Access::Write).await?;
-    let reference = Reference::parse(&reference)?;
+    let reference = Reference::parse(&path.1)?;
     let body = read_body(payload).await?;
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let parsed = manifest::parse(&body, content_type)?;
-    let algo = match &reference {
-        Reference::Digest(d) => d.algorithm(),
-        Reference::Tag(_) => Algorithm::Sha256,
-    };
-    let digest = parsed.digest(&body, algo);
-    if let Reference::Digest(d) = &reference {
-        if d != &digest {
-            return Err(AppError::new(
-                Kind::DigestInvalid,
-                format!("manifest digest {digest} does not match {d}"),
-            )
-            .into());
-        }
-    }
-    let mut missing: Vec<String> = Vec::new();
-    for blob in &parsed.blobs {
-        if state.repos.blob(&name.repo, blob).await?.is_none() {
-            missing.push(blob.to_string());
-        }
-    }
-    for child in &parsed.manifests {
-        if !state.repos.has_manifest(&name.repo, child).await? {
-            missing.push(child.to_string());
-        }
-    }
-    if !missing.is_empty() {
-        return Err(AppError::new(
-            Kind::ManifestBlobUnknown,
-            format!("manifest references unknown blobs: {}", missing.join(", ")),
-        )
-        .into());
-    }
+    let content_type = header_str(&req, header::CONTENT_TYPE.as_str()).unwrap_or("");
     let mut tags: Vec<TagName> = Vec::new();
     if let Reference::Tag(t) = &reference {
         tags.push(t.clone());
     }
     for extra in query_all(&req, "tag") {
-        tags.push(TagName::parse(&extra).map_err(|e| AppError::new(Kind::TagInvalid, e.message))?);
+        tags.push(TagName::parse(&extra).map_err(|e| e.as_kind(Kind::TagInvalid))?);
     }
-    state
-        .repos
-        .put_manifest(&name.repo, &digest, &parsed.media_type, body.clone())
+    let pushed = state
+        .v2_repos
+        .push_manifest(access.repo(), &reference, body, content_type, &tags)
         .await?;
-    if let Some(subject) = &parsed.subject {
-        let desc = parsed.referrer(&digest, body.len() as u64);
-        state.repos.add_referrer(&name.repo, &subject.digest, &desc).await?;
-    }
-    for t in &tags {
-        state.repos.tag(&name.repo, t, &digest).await?;
-    }
-    ensure_record(&state, &who, &name.repo).await?;
+    state.ensure_record(&access.who, access.repo()).await?;
+    let digest = pushed.digest;
     let mut resp = HttpResponse::Created();
-    resp.insert_header((header::LOCATION, format!("/v2/{}/manifests/{digest}", name.raw)))
+    resp.insert_header((header::LOCATION, format!("/v2/{}/manifests/{digest}", access.name.raw)))
         .insert_header(("Docker-Content-Digest", digest.to_string()));
-    if let Some(subject) = &parsed.subject {
-        resp.insert_header(("OCI-Subject", subject.digest.to_string()));
+    if let Some(subject) = &pushed.subject {
+        resp.insert_header(("OCI-Subject", subject.to_string()));
     }
     if matches!(reference, Reference::Digest(_)) && !tags.is_empty() {
         let list: Vec<&str> = tags.iter().map(|t| t.as_str()).collect();
@@ -177,35 +131,24 @@ async fn put_manifest(
 
 async fn delete_manifest(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    access: V2Access<Delete>,
     path: web::Path<(String, String)>,
 ) -> V2Result<HttpResponse> {
-    let (name, reference) = path.into_inner();
-    let name = Name::parse(&name)?;
-    authorize(&state, &req, &name, Access::Delete).await?;
+    let reference = &path.1;
     // end-9 allows 400 as well as 404: like CNCF Distribution, a malformed digest is 400
     // DIGEST_INVALID, and anything else that is no tag is simply not found.
     let reference = if reference.contains(':') {
-        Reference::parse(&reference)?
+        Reference::parse(reference)?
     } else {
-        existing_reference(&reference)?
+        existing_reference(reference)?
     };
-    match reference {
-        Reference::Tag(t) => {
-            if !state.repos.untag(&name.repo, &t).await? {
-                return Err(manifest_unknown().into());
-            }
-        }
-        Reference::Digest(d) => {
-            let stored = state.repos.manifest(&name.repo, &Reference::Digest(d.clone())).await?;
-            let stored = stored.ok_or_else(manifest_unknown)?;
-            if let Ok(parsed) = manifest::parse(&stored.body, &stored.media_type) {
-                if let Some(subject) = parsed.subject {
-                    state.repos.remove_referrer(&name.repo, &subject.digest, &d).await?;
-                }
-            }
-            state.repos.delete_manifest(&name.repo, &d).await?;
-        }
+    let found = match reference {
+        Reference::Tag(t) => state.v2_repos.untag(access.repo(), &t).await?,
+        Reference::Digest(d) => state.v2_repos.delete_manifest_and_tags(access.repo(), &d).await?,
+    };
+    if found {
+        Ok(HttpResponse::Accepted().finish())
+    } else {
+        Err(manifest_unknown().into())
     }
-    Ok(HttpResponse::Accepted().finish())
 }

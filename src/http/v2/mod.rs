@@ -128,28 +128,11 @@ fn name_unknown() -> AppError {
 /// `authorize`), so no answer tells a private repository from no repository. Checked only on a
 /// miss, to keep the hit path to one storage read.
 pub async fn not_found(state: &AppState, repo: &RepoName, missing: AppError) -> V2Error {
-    match state.repos.exists(repo).await {
+    match state.v2_repos.exists(repo).await {
         Ok(true) => missing.into(),
         Ok(false) => name_unknown().into(),
         Err(e) => e.into(),
     }
-}
-
-/// Gives a repository that receives v2 content an index record (owner, visibility), so it shows
-/// in search and follows the same rules as v1 repositories.
-pub async fn ensure_record(state: &AppState, who: &Identity, repo: &RepoName) -> V2Result<()> {
-    if let Some(ix) = state.gate.index() {
-        let owner = who
-            .username()
-            .filter(|u| !u.is_empty())
-            .unwrap_or(repo.namespace())
-            .to_string();
-        let (ix, name) = (ix.clone(), repo.clone());
-        if ix.run(move |ix| ix.ensure_repo(&name, &owner)).await? {
-            ix.flush().await?;
-        }
-    }
-    Ok(())
 }
 
 /// All values of a query parameter (`tag` and `scope` may repeat).

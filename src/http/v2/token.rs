@@ -4,9 +4,10 @@
 
 use super::{query_all, V2Result};
 use crate::auth::jwt::{AccessEntry, Claims, ISSUER};
-use crate::auth::{policy, Identity};
+use crate::auth::Identity;
+use crate::clock::now_secs;
 use crate::error::{AppError, Kind, V2Error};
-use crate::index::{now_secs, Access};
+use crate::index::Access;
 use crate::registry::names::RepoName;
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -38,6 +39,57 @@ fn parse_scope(scope: &str) -> Option<(String, Vec<String>)> {
     Some((name.to_string(), actions.split(',').map(str::to_string).collect()))
 }
 
+/// The access entries of a token for the requested scopes: for each repository scope, the
+/// actions the gate grants this caller (none listed when it grants nothing).
+async fn grant_scopes<'a>(
+    state: &AppState,
+    who: &Identity,
+    scopes: impl Iterator<Item = &'a str>,
+) -> V2Result<Vec<AccessEntry>> {
+    let mut access = Vec::new();
+    for scope in scopes {
+        let Some((raw, wanted)) = parse_scope(scope) else {
+            continue;
+        };
+        let Ok(repo) = RepoName::parse(&raw) else {
+            return Err(AppError::new(Kind::NameInvalid, format!("invalid repository name in scope {scope:?}")).into());
+        };
+        let mut levels = Vec::new();
+        for action in &wanted {
+            match action.as_str() {
+                "pull" => levels.push(Access::Read),
+                "push" => levels.push(Access::Write),
+                "delete" => levels.push(Access::Delete),
+                "*" => levels.extend([Access::Read, Access::Write, Access::Delete]),
+                _ => {}
+            }
+        }
+        let mut granted: Vec<String> = Vec::new();
+        for level in state.gate.grantable(who, &repo, &levels).await? {
+            let action = action_name(level);
+            if !granted.iter().any(|g| g == action) {
+                granted.push(action.to_string());
+            }
+        }
+        if !granted.is_empty() {
+            access.push(AccessEntry {
+                kind: "repository".into(),
+                name: repo.to_string(),
+                actions: granted,
+            });
+        }
+    }
+    Ok(access)
+}
+
+fn action_name(access: Access) -> &'static str {
+    match access {
+        Access::Read => "pull",
+        Access::Write => "push",
+        Access::Delete => "delete",
+    }
+}
+
 async fn token(state: web::Data<AppState>, req: HttpRequest) -> V2Result<HttpResponse> {
     let signer = state.gate.signer().ok_or_else(|| no_signer(&state))?;
     // The token endpoint takes Basic credentials: a 401 here challenges for them (as token
@@ -52,42 +104,8 @@ async fn token(state: web::Data<AppState>, req: HttpRequest) -> V2Result<HttpRes
             "use Basic credentials (or none) to get a token",
         )));
     }
-    let mut access = Vec::new();
-    for scope in query_all(&req, "scope").iter().flat_map(|s| s.split(' ')) {
-        let Some((raw, wanted)) = parse_scope(scope) else {
-            continue;
-        };
-        let Ok(repo) = RepoName::parse(&raw) else {
-            return Err(AppError::new(Kind::NameInvalid, format!("invalid repository name in scope {scope:?}")).into());
-        };
-        let meta = state.gate.repo_meta(&repo).await?;
-        let mut granted = Vec::new();
-        for action in wanted {
-            let needs: &[(&str, Access)] = match action.as_str() {
-                "pull" => &[("pull", Access::Read)],
-                "push" => &[("push", Access::Write)],
-                "delete" => &[("delete", Access::Delete)],
-                "*" => &[
-                    ("pull", Access::Read),
-                    ("push", Access::Write),
-                    ("delete", Access::Delete),
-                ],
-                _ => &[],
-            };
-            for (name, level) in needs {
-                if policy::decide(&who, &repo, meta.as_ref(), *level).is_ok() && !granted.iter().any(|g| g == name) {
-                    granted.push(name.to_string());
-                }
-            }
-        }
-        if !granted.is_empty() {
-            access.push(AccessEntry {
-                kind: "repository".into(),
-                name: repo.to_string(),
-                actions: granted,
-            });
-        }
-    }
+    let scopes = query_all(&req, "scope");
+    let access = grant_scopes(&state, &who, scopes.iter().flat_map(|s| s.split(' '))).await?;
     let now = now_secs();
     let ttl = state.config.v2.token_ttl_secs;
     let claims = Claims {

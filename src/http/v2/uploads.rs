@@ -1,11 +1,12 @@
 //! Blob uploads: `POST /v2/{name}/blobs/uploads/` (session, monolithic `?digest=`, or
 //! `?mount=&from=`), `PATCH` chunks, `PUT ?digest=` to close, `GET` status, `DELETE` to cancel.
 
-use super::{authorize, ensure_record, query_one, Name, V2Result};
+use super::{query_one, Name, V2Result};
 use crate::auth::Identity;
+use crate::digest::{Algorithm, Digest};
 use crate::error::{AppError, Kind};
+use crate::http::access::{Push, V2Access};
 use crate::index::Access;
-use crate::registry::digest::{Algorithm, Digest};
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -44,18 +45,17 @@ fn in_progress(status: actix_web::http::StatusCode, name: &Name, uuid: &str, off
 }
 
 async fn link(state: &AppState, who: &Identity, name: &Name, digest: &Digest) -> V2Result<()> {
-    state.repos.link_blob(&name.repo, digest).await?;
-    ensure_record(state, who, &name.repo).await
+    state.v2_repos.link_blob(&name.repo, digest).await?;
+    Ok(state.ensure_record(who, &name.repo).await?)
 }
 
 async fn start(
     state: web::Data<AppState>,
     req: HttpRequest,
-    path: web::Path<String>,
+    access: V2Access<Push>,
     body: web::Payload,
 ) -> V2Result<HttpResponse> {
-    let name = Name::parse(&path)?;
-    let who = authorize(&state, &req, &name, Access::Write).await?;
+    let V2Access { who, name, .. } = access;
 
     if let Some(mount) = query_one(&req, "mount") {
         let digest: Digest = mount.parse()?;
@@ -63,7 +63,7 @@ async fn start(
             // Mount only what the caller may read; otherwise fall back to a plain upload.
             if let Ok(from) = Name::parse(&from) {
                 let readable = state.gate.check(&who, &from.repo, Access::Read).await.is_ok();
-                if readable && state.repos.blob(&from.repo, &digest).await?.is_some() {
+                if readable && state.v2_repos.blob(&from.repo, &digest).await?.is_some() {
                     link(&state, &who, &name, &digest).await?;
                     return Ok(created(&name, &digest));
                 }
@@ -124,12 +124,12 @@ fn content_range(req: &HttpRequest) -> V2Result<Option<(u64, u64)>> {
 async fn patch(
     state: web::Data<AppState>,
     req: HttpRequest,
+    access: V2Access<Push>,
     path: web::Path<(String, String)>,
     body: web::Payload,
 ) -> V2Result<HttpResponse> {
-    let (name, uuid) = path.into_inner();
-    let name = Name::parse(&name)?;
-    authorize(&state, &req, &name, Access::Write).await?;
+    let (_, uuid) = path.into_inner();
+    let V2Access { name, .. } = access;
     let session = state.uploads.get(&name.repo, &uuid).await?;
     let range = content_range(&req)?;
     let mut session = session.lock().await;
@@ -140,12 +140,12 @@ async fn patch(
 async fn close(
     state: web::Data<AppState>,
     req: HttpRequest,
+    access: V2Access<Push>,
     path: web::Path<(String, String)>,
     body: web::Payload,
 ) -> V2Result<HttpResponse> {
-    let (name, uuid) = path.into_inner();
-    let name = Name::parse(&name)?;
-    let who = authorize(&state, &req, &name, Access::Write).await?;
+    let (_, uuid) = path.into_inner();
+    let V2Access { who, name, .. } = access;
     // An unknown session is 404 whatever else is wrong with the request.
     let session = state.uploads.get(&name.repo, &uuid).await?;
     let digest: Digest = query_one(&req, "digest")
@@ -161,12 +161,11 @@ async fn close(
 
 async fn status(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    access: V2Access<Push>,
     path: web::Path<(String, String)>,
 ) -> V2Result<HttpResponse> {
-    let (name, uuid) = path.into_inner();
-    let name = Name::parse(&name)?;
-    authorize(&state, &req, &name, Access::Write).await?;
+    let (_, uuid) = path.into_inner();
+    let V2Access { name, .. } = access;
     let session = state.uploads.get(&name.repo, &uuid).await?;
     let offset = session.lock().await.offset;
     Ok(in_progress(
@@ -179,12 +178,11 @@ async fn status(
 
 async fn cancel(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    access: V2Access<Push>,
     path: web::Path<(String, String)>,
 ) -> V2Result<HttpResponse> {
-    let (name, uuid) = path.into_inner();
-    let name = Name::parse(&name)?;
-    authorize(&state, &req, &name, Access::Write).await?;
+    let (_, uuid) = path.into_inner();
+    let V2Access { name, .. } = access;
     let session = state.uploads.get(&name.repo, &uuid).await?;
     let mut session = session.lock().await;
     state.uploads.remove(&mut session).await?;

@@ -1,7 +1,7 @@
 //! Manifests: the media types Skiff accepts, what a manifest references (blobs, child
 //! manifests, subject), its referrer descriptor, and the digest of signed schema1 manifests.
 
-use super::digest::{Algorithm, Digest};
+use crate::digest::{Algorithm, Digest};
 use crate::error::{AppError, AppResult, Kind};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -34,7 +34,7 @@ pub struct Descriptor {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind2 {
+pub enum ManifestKind {
     /// An image manifest (OCI or Docker schema2): config + layers.
     Image,
     /// An index / manifest list: child manifests.
@@ -46,7 +46,7 @@ pub enum Kind2 {
 /// What Skiff needs to know about a manifest it is asked to store.
 #[derive(Debug)]
 pub struct Parsed {
-    pub kind: Kind2,
+    pub kind: ManifestKind,
     pub media_type: String,
     /// Blobs that must be in the repository (config and layers).
     pub blobs: Vec<Digest>,
@@ -143,7 +143,7 @@ pub fn parse(body: &[u8], content_type: &str) -> AppResult<Parsed> {
             // config's media type (distribution-spec, "Listing Referrers").
             let artifact_type = raw.artifact_type.filter(|a| !a.is_empty()).or(Some(config.media_type));
             Ok(Parsed {
-                kind: Kind2::Image,
+                kind: ManifestKind::Image,
                 media_type,
                 blobs,
                 manifests: Vec::new(),
@@ -159,7 +159,7 @@ pub fn parse(body: &[u8], content_type: &str) -> AppResult<Parsed> {
             }
             let manifests = raw.manifests.ok_or_else(|| invalid("index without manifests"))?;
             Ok(Parsed {
-                kind: Kind2::Index,
+                kind: ManifestKind::Index,
                 media_type,
                 blobs: Vec::new(),
                 manifests: manifests.iter().map(|m| m.digest.clone()).collect(),
@@ -185,7 +185,7 @@ pub fn parse(body: &[u8], content_type: &str) -> AppResult<Parsed> {
                 _ => None,
             };
             Ok(Parsed {
-                kind: Kind2::Schema1,
+                kind: ManifestKind::Schema1,
                 media_type,
                 blobs,
                 manifests: Vec::new(),

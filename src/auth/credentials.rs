@@ -1,41 +1,12 @@
-//! Password hashing (PBKDF2-HMAC-SHA256, PHC strings, random salt per user) and a small cache of
-//! verified credentials so per-request Basic auth costs a hash lookup, not 600,000 rounds.
+//! A small cache of verified credentials, so per-request Basic auth costs a hash lookup, not a
+//! full pbkdf2 run (the hashing itself lives with the accounts, in `index::password`).
 
-use crate::error::{AppError, AppResult};
-use pbkdf2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use pbkdf2::{Algorithm, Params, Pbkdf2};
 use rand::rngs::OsRng;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-pub fn hash(password: &str, rounds: u32) -> AppResult<String> {
-    let salt = SaltString::generate(&mut OsRng);
-    let params = Params {
-        rounds,
-        output_length: 32,
-    };
-    Pbkdf2
-        .hash_password_customized(
-            password.as_bytes(),
-            Some(Algorithm::Pbkdf2Sha256.ident()),
-            None,
-            params,
-            &salt,
-        )
-        .map(|h| h.to_string())
-        .map_err(AppError::internal)
-}
-
-/// Constant-time verification (password-hash compares outputs in constant time).
-pub fn verify(password: &str, phc: &str) -> bool {
-    match PasswordHash::new(phc) {
-        Ok(parsed) => Pbkdf2.verify_password(password.as_bytes(), &parsed).is_ok(),
-        Err(_) => false,
-    }
-}
 
 const CACHE_TTL: Duration = Duration::from_secs(300);
 const CACHE_MAX: usize = 10_000;
@@ -112,15 +83,6 @@ impl CredentialCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hash_and_verify() {
-        let phc = hash("s3cret", 10_000).unwrap();
-        assert!(phc.starts_with("$pbkdf2-sha256$i=10000"));
-        assert!(verify("s3cret", &phc));
-        assert!(!verify("s3cres", &phc));
-        assert_ne!(phc, hash("s3cret", 10_000).unwrap(), "salts differ");
-    }
 
     #[test]
     fn cache_is_tied_to_the_hash() {

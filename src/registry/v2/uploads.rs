@@ -6,17 +6,15 @@
 //! file when the upload is closed. Nothing is visible until the digest is verified and the file
 //! is renamed into the blob store.
 
-use super::digest::{Algorithm, Digest, Hasher};
-use super::names::RepoName;
+use crate::clock::now_secs;
+use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{AppError, AppResult, Kind};
-use crate::index::now_secs;
-use crate::storage::{blocking, BlobSink, Storage};
+use crate::registry::names::RepoName;
+use crate::storage::{keys, pump, Storage};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::io::Read;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 #[derive(Serialize, Deserialize)]
@@ -62,8 +60,10 @@ impl Uploads {
         }
     }
 
-    fn data_path(&self, uuid: &str) -> PathBuf {
-        self.storage.root().join("_uploads").join(uuid).join("data")
+    /// Bytes received so far: the size of the data object.
+    async fn received(&self, uuid: &str) -> AppResult<u64> {
+        let stat = self.storage.stat(&keys::upload_data(uuid)).await?;
+        stat.map(|s| s.size).ok_or_else(unknown)
     }
 
     pub async fn start(&self, repo: &RepoName, algo: Algorithm) -> AppResult<String> {
@@ -74,10 +74,9 @@ impl Uploads {
             created: now_secs(),
         };
         self.storage
-            .put(&format!("_uploads/{uuid}/info"), serde_json::to_vec(&info)?)
+            .put(&keys::upload_info(&uuid), serde_json::to_vec(&info)?.into())
             .await?;
-        let path = self.data_path(&uuid);
-        blocking(move || std::fs::File::create(path).map(|_| ())).await?;
+        self.storage.put(&keys::upload_data(&uuid), Bytes::new()).await?;
         let session = Session {
             uuid: uuid.clone(),
             repo: repo.clone(),
@@ -105,21 +104,14 @@ impl Uploads {
         let session = match cached {
             Some(s) => s,
             None => {
-                let info = self
-                    .storage
-                    .get(&format!("_uploads/{uuid}/info"))
-                    .await?
-                    .ok_or_else(unknown)?;
+                let info = self.storage.get(&keys::upload_info(uuid)).await?.ok_or_else(unknown)?;
                 let info: Info = serde_json::from_slice(&info)?;
                 let algo = if info.algo == "sha512" {
                     Algorithm::Sha512
                 } else {
                     Algorithm::Sha256
                 };
-                let path = self.data_path(uuid);
-                let offset = blocking(move || std::fs::metadata(path).map(|m| m.len()))
-                    .await
-                    .map_err(|_| unknown())?;
+                let offset = self.received(uuid).await?;
                 let session = Session {
                     uuid: uuid.to_string(),
                     repo: RepoName::parse(&info.repo)?,
@@ -143,7 +135,7 @@ impl Uploads {
 
     /// Appends a chunk. `range` is the request's `Content-Range` (inclusive), if it sent one:
     /// it must start where the upload stands, else 416.
-    pub async fn append<S, E>(&self, session: &mut Session, range: Option<(u64, u64)>, body: S) -> AppResult<u64>
+    pub async fn append<S, E>(&self, session: &mut Session, range: Option<(u64, u64)>, mut body: S) -> AppResult<u64>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
@@ -164,8 +156,13 @@ impl Uploads {
         }
         let hashers = session.hasher.take().into_iter().collect::<Vec<_>>();
         let had_hasher = !hashers.is_empty();
-        let mut sink = BlobSink::start(self.data_path(&session.uuid), true, hashers);
-        let streamed = pump(&mut sink, body).await;
+        let mut sink = self
+            .storage
+            .writer(&keys::upload_data(&session.uuid), true, hashers)
+            .await?;
+        let streamed = pump(sink.as_mut(), &mut body)
+            .await
+            .map_err(|e| AppError::new(Kind::BlobUploadInvalid, format!("upload interrupted: {e}")));
         session.updated = now_secs();
         let outcome = match streamed {
             Ok(()) => sink.finish().await.map_err(AppError::from),
@@ -178,8 +175,7 @@ impl Uploads {
             Ok(o) => o,
             Err(e) => {
                 // What reached the file stays; the hash is recomputed from the file on close.
-                let path = self.data_path(&session.uuid);
-                session.offset = blocking(move || std::fs::metadata(path).map(|m| m.len())).await?;
+                session.offset = self.received(&session.uuid).await?;
                 session.hasher = None;
                 return Err(e);
             }
@@ -211,13 +207,10 @@ impl Uploads {
         if session.closed {
             return Err(unknown());
         }
-        let path = self.data_path(&session.uuid);
+        let data = keys::upload_data(&session.uuid);
         let actual = match session.hasher.take() {
             Some(h) if expected.algorithm() == session.algo => h.finish(),
-            _ => {
-                let (p, algo) = (path.clone(), expected.algorithm());
-                blocking(move || hash_file(&p, algo)).await?
-            }
+            _ => self.hash_stored(&data, session.offset, expected.algorithm()).await?,
         };
         if &actual != expected {
             self.remove(session).await?;
@@ -227,12 +220,7 @@ impl Uploads {
             ));
         }
         let size = session.offset;
-        let (s, d) = (self.storage.clone(), expected.clone());
-        blocking(move || {
-            std::fs::File::open(&path)?.sync_all()?;
-            s.commit_blob_sync(&path, &d)
-        })
-        .await?;
+        self.storage.commit_blob(&data, expected).await?;
         self.remove(session).await?;
         Ok(size)
     }
@@ -241,7 +229,7 @@ impl Uploads {
     pub async fn remove(&self, session: &mut Session) -> AppResult<()> {
         session.closed = true;
         self.lock_map().remove(&session.uuid);
-        self.storage.delete_all(&format!("_uploads/{}", session.uuid)).await?;
+        self.storage.delete_all(&keys::upload(&session.uuid)).await?;
         Ok(())
     }
 
@@ -249,7 +237,7 @@ impl Uploads {
     pub async fn sweep(&self, max_idle_secs: u64) -> AppResult<usize> {
         let now = now_secs();
         let mut removed = 0;
-        for uuid in self.storage.list("_uploads").await? {
+        for uuid in self.storage.list(keys::UPLOADS).await? {
             if !valid_uuid(&uuid) {
                 continue;
             }
@@ -260,27 +248,19 @@ impl Uploads {
                     Err(_) => 0, // in use right now
                 },
                 None => {
-                    let info = self.storage.get(&format!("_uploads/{uuid}/info")).await?;
+                    let info = self.storage.get(&keys::upload_info(&uuid)).await?;
                     let created = info
                         .and_then(|i| serde_json::from_slice::<Info>(&i).ok())
                         .map(|i| i.created)
                         .unwrap_or(0);
-                    let path = self.data_path(&uuid);
-                    let modified = blocking(move || {
-                        Ok(std::fs::metadata(path)
-                            .and_then(|m| m.modified())
-                            .ok()
-                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                            .map(|d| d.as_secs()))
-                    })
-                    .await?
-                    .unwrap_or(created);
+                    let stat = self.storage.stat(&keys::upload_data(&uuid)).await?;
+                    let modified = stat.and_then(|s| s.modified).unwrap_or(created);
                     now.saturating_sub(modified.max(created))
                 }
             };
             if idle > max_idle_secs {
                 self.lock_map().remove(&uuid);
-                self.storage.delete_all(&format!("_uploads/{uuid}")).await?;
+                self.storage.delete_all(&keys::upload(&uuid)).await?;
                 log::info!("removed abandoned upload {uuid} (idle {idle}s)");
                 removed += 1;
             }
@@ -289,57 +269,41 @@ impl Uploads {
     }
 
     /// Streams a whole blob (monolithic upload) into the store, verifying `expected`.
-    pub async fn put_monolithic<S, E>(&self, expected: &Digest, body: S) -> AppResult<u64>
+    pub async fn put_monolithic<S, E>(&self, expected: &Digest, mut body: S) -> AppResult<u64>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        let mut sink = self.storage.begin_blob(vec![Hasher::new(expected.algorithm())]);
-        pump(&mut sink, body).await?;
-        let outcome = sink.finish().await?;
-        let actual = outcome
-            .hashers
+        let mut blob = self.storage.begin_blob(vec![Hasher::new(expected.algorithm())]).await?;
+        pump(blob.sink.as_mut(), &mut body)
+            .await
+            .map_err(|e| AppError::new(Kind::BlobUploadInvalid, format!("upload interrupted: {e}")))?;
+        let mut written = blob.finish().await?;
+        let actual = std::mem::take(&mut written.hashers)
             .into_iter()
             .next()
             .map(Hasher::finish)
             .ok_or_else(|| AppError::internal("no hasher"))?;
         if &actual != expected {
-            let _ = tokio::fs::remove_file(&outcome.path).await;
+            written.discard(&self.storage).await?;
             return Err(AppError::new(
                 Kind::DigestInvalid,
                 format!("provided digest {expected} does not match uploaded content {actual}"),
             ));
         }
-        self.storage.commit_blob(outcome.path, expected).await?;
-        Ok(outcome.written)
+        let size = written.written;
+        written.commit(&self.storage, expected).await?;
+        Ok(size)
     }
-}
 
-/// Moves the request body into the sink. Errors when the client's stream breaks.
-async fn pump<S, E>(sink: &mut BlobSink, mut body: S) -> AppResult<()>
-where
-    S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: std::fmt::Display,
-{
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| AppError::new(Kind::BlobUploadInvalid, format!("upload interrupted: {e}")))?;
-        if sink.send(chunk).await.is_err() {
-            break; // the writer failed; finish() reports why
+    /// The digest of the first `len` bytes of a stored object (an upload whose running hash was
+    /// lost to a restart or an interrupted chunk).
+    async fn hash_stored(&self, key: &str, len: u64, algo: Algorithm) -> AppResult<Digest> {
+        let mut stream = self.storage.read(key, 0, len).await?;
+        let mut hasher = Hasher::new(algo);
+        while let Some(chunk) = stream.next().await {
+            hasher.update(&chunk?);
         }
+        Ok(hasher.finish())
     }
-    Ok(())
-}
-
-fn hash_file(path: &std::path::Path, algo: Algorithm) -> std::io::Result<Digest> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Hasher::new(algo);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finish())
 }

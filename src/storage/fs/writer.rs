@@ -4,7 +4,9 @@
 //! of adding up, each byte is read once from the network and copied once more, into the page
 //! cache. Bounded channels keep memory at a few MiB whatever the size.
 
-use crate::registry::digest::Hasher;
+use crate::digest::Hasher;
+use crate::storage::driver::{Sink, WriteOutcome};
+use async_trait::async_trait;
 use bytes::Bytes;
 use std::fs::{self, OpenOptions};
 use std::io::{self, IoSlice, Write};
@@ -24,14 +26,6 @@ const WRITEBACK: u64 = 16 << 20;
 
 /// Request chunks in arrival order, shared by the writer and the hashers.
 type Batch = Arc<Vec<Bytes>>;
-
-/// What a finished write produced.
-pub struct WriteOutcome {
-    pub path: PathBuf,
-    pub hashers: Vec<Hasher>,
-    /// Bytes written by this sink (not counting what an appended file held before).
-    pub written: u64,
-}
 
 pub struct BlobSink {
     path: PathBuf,
@@ -71,19 +65,6 @@ impl BlobSink {
         }
     }
 
-    /// Queues bytes. An error means the writer stopped (disk error); `finish` reports why.
-    pub async fn send(&mut self, chunk: Bytes) -> Result<(), ()> {
-        if chunk.is_empty() {
-            return Ok(());
-        }
-        self.pending_bytes += chunk.len();
-        self.pending.push(chunk);
-        if self.pending_bytes >= BATCH_BYTES || self.pending.len() >= BATCH_CHUNKS {
-            return self.dispatch().await;
-        }
-        Ok(())
-    }
-
     /// Hands the gathered chunks to every consumer.
     async fn dispatch(&mut self) -> Result<(), ()> {
         if self.pending.is_empty() {
@@ -98,30 +79,6 @@ impl BlobSink {
             consumer.send(batch.clone()).await.map_err(|_| ())?;
         }
         Ok(())
-    }
-
-    /// Ends the stream: writes what is gathered, fsyncs and returns the hashes. On error the
-    /// temp file is removed.
-    pub async fn finish(mut self) -> io::Result<WriteOutcome> {
-        // A failure here shows up as the writer's error below.
-        let _ = self.dispatch().await;
-        let (written, hashers) = self.close().await;
-        let written = written?;
-        self.remove_on_drop = false;
-        Ok(WriteOutcome {
-            path: self.path.clone(),
-            hashers,
-            written,
-        })
-    }
-
-    /// Stops without keeping what was written if it was a fresh file; an appended upload file
-    /// keeps the bytes that reached it (its session state is recomputed from the file).
-    pub async fn abort(mut self) -> io::Result<u64> {
-        // Bytes that reached us are kept, so a resumed upload continues after them.
-        let _ = self.dispatch().await;
-        let (written, _) = self.close().await;
-        Ok(written.unwrap_or(0))
     }
 
     /// Closes every channel and waits for every thread.
@@ -139,6 +96,42 @@ impl BlobSink {
             }
         }
         (written, hashers)
+    }
+}
+
+#[async_trait]
+impl Sink for BlobSink {
+    /// Queues bytes. An error means the writer stopped (disk error); `finish` reports why.
+    async fn send(&mut self, chunk: Bytes) -> Result<(), ()> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        self.pending_bytes += chunk.len();
+        self.pending.push(chunk);
+        if self.pending_bytes >= BATCH_BYTES || self.pending.len() >= BATCH_CHUNKS {
+            return self.dispatch().await;
+        }
+        Ok(())
+    }
+
+    /// Ends the stream: writes what is gathered, fsyncs and returns the hashes. On error the
+    /// temp file is removed.
+    async fn finish(mut self: Box<Self>) -> io::Result<WriteOutcome> {
+        // A failure here shows up as the writer's error below.
+        let _ = self.dispatch().await;
+        let (written, hashers) = self.close().await;
+        let written = written?;
+        self.remove_on_drop = false;
+        Ok(WriteOutcome { hashers, written })
+    }
+
+    /// Stops without keeping what was written if it was a fresh file; an appended upload file
+    /// keeps the bytes that reached it (its session state is recomputed from the file).
+    async fn abort(mut self: Box<Self>) -> io::Result<u64> {
+        // Bytes that reached us are kept, so a resumed upload continues after them.
+        let _ = self.dispatch().await;
+        let (written, _) = self.close().await;
+        Ok(written.unwrap_or(0))
     }
 }
 
@@ -222,7 +215,7 @@ fn hash_loop(mut hasher: Hasher, mut rx: mpsc::Receiver<Batch>) -> Hasher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::digest::Algorithm;
+    use crate::digest::Algorithm;
 
     fn digest_of(prefix: &[u8], data: &[u8]) -> String {
         let mut h = Hasher::new(Algorithm::Sha256);
@@ -246,7 +239,7 @@ mod tests {
             Hasher::new(Algorithm::Sha256),
             Hasher::with_prefix(Algorithm::Sha256, b"json\n"),
         ];
-        let mut sink = BlobSink::start(path.clone(), false, hashers);
+        let mut sink = Box::new(BlobSink::start(path.clone(), false, hashers));
         for c in chunks {
             expected.extend_from_slice(&c);
             sink.send(c).await.expect("send");
@@ -264,14 +257,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("upload");
         fs::write(&path, b"abc").expect("seed");
-        let mut sink = BlobSink::start(path.clone(), true, vec![]);
+        let mut sink = Box::new(BlobSink::start(path.clone(), true, vec![]));
         sink.send(Bytes::from_static(b"def")).await.expect("send");
         let out = sink.finish().await.expect("finish");
         assert_eq!(out.written, 3);
         assert_eq!(fs::read(&path).expect("read"), b"abcdef");
 
         let fresh = dir.path().join("fresh");
-        let mut sink = BlobSink::start(fresh.clone(), false, vec![]);
+        let mut sink = Box::new(BlobSink::start(fresh.clone(), false, vec![]));
         sink.send(Bytes::from_static(b"x")).await.expect("send");
         drop(sink);
         assert!(!fresh.exists());

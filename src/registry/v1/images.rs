@@ -6,12 +6,12 @@
 //! Keys under `images/<id>/`: `json`, `ancestry`, `layer` (`{"digest","size"}`), `_checksum`,
 //! `_inprogress` (the uploader), `_owner` (the first uploader), `_repos/<repo>` (membership).
 
-use super::digest::{Algorithm, Digest, Hasher};
-use super::names::{ImageId, RepoName};
+use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{AppError, AppResult};
-use crate::storage::Storage;
+use crate::registry::names::{ImageId, RepoName};
+use crate::storage::{keys, pump, Storage};
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,10 +34,6 @@ pub struct ImageJson {
     pub checksum: Option<String>,
 }
 
-fn key(id: &ImageId, leaf: &str) -> String {
-    format!("images/{id}/{leaf}")
-}
-
 #[derive(Clone)]
 pub struct Images {
     storage: Storage,
@@ -53,12 +49,12 @@ impl Images {
     }
 
     pub async fn state(&self, id: &ImageId) -> AppResult<ImageState> {
-        if let Some(who) = self.storage.get(&key(id, "_inprogress")).await? {
+        if let Some(who) = self.storage.get(&keys::image(id, "_inprogress")).await? {
             return Ok(ImageState::InProgress {
                 uploader: String::from_utf8_lossy(&who).into_owned(),
             });
         }
-        if self.storage.exists(&key(id, "json")).await? {
+        if self.storage.exists(&keys::image(id, "json")).await? {
             Ok(ImageState::Complete)
         } else {
             Ok(ImageState::Missing)
@@ -67,51 +63,37 @@ impl Images {
 
     /// Whether an image's json is stored at all (complete or not).
     pub async fn exists(&self, id: &ImageId) -> AppResult<bool> {
-        Ok(self.storage.exists(&key(id, "json")).await?)
+        Ok(self.storage.exists(&keys::image(id, "json")).await?)
     }
 
     pub async fn owner(&self, id: &ImageId) -> AppResult<Option<String>> {
         Ok(self
             .storage
-            .get(&key(id, "_owner"))
+            .get(&keys::image(id, "_owner"))
             .await?
             .map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
     pub async fn is_member(&self, id: &ImageId, repo: &RepoName) -> AppResult<bool> {
-        Ok(self
-            .storage
-            .exists(&key(id, &format!("_repos/{}", repo.flat())))
-            .await?)
+        Ok(self.storage.exists(&keys::image_repo(id, repo)).await?)
     }
 
-    /// The repositories this image belongs to, read lazily from the directory: access checks
-    /// stop at the first readable one, and a base image can belong to thousands.
-    pub fn member_repos(&self, id: &ImageId) -> AppResult<impl Iterator<Item = RepoName>> {
-        let dir = self.storage.root().join(key(id, "_repos"));
-        let entries = match std::fs::read_dir(dir) {
-            Ok(rd) => Some(rd),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(e.into()),
-        };
-        Ok(entries
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.ok()?.file_name().to_str().and_then(RepoName::from_flat)))
+    /// The repositories this image belongs to (access checks stop at the first readable one).
+    pub async fn member_repos(&self, id: &ImageId) -> AppResult<Vec<RepoName>> {
+        let names = self.storage.list(&keys::image_repos(id)).await?;
+        Ok(names.iter().filter_map(|n| RepoName::from_flat(n)).collect())
     }
 
     pub async fn add_repo(&self, id: &ImageId, repo: &RepoName) -> AppResult<()> {
-        let marker = key(id, &format!("_repos/{}", repo.flat()));
+        let marker = keys::image_repo(id, repo);
         if !self.storage.exists(&marker).await? {
-            self.storage.put(&marker, Vec::new()).await?;
+            self.storage.put(&marker, Bytes::new()).await?;
         }
         Ok(())
     }
 
     pub async fn remove_repo(&self, id: &ImageId, repo: &RepoName) -> AppResult<()> {
-        self.storage
-            .delete(&key(id, &format!("_repos/{}", repo.flat())))
-            .await?;
+        self.storage.delete(&keys::image_repo(id, repo)).await?;
         Ok(())
     }
 
@@ -130,7 +112,7 @@ impl Images {
             Some(p) => {
                 let raw = self
                     .storage
-                    .get(&key(p, "ancestry"))
+                    .get(&keys::image(p, "ancestry"))
                     .await?
                     .ok_or_else(|| AppError::bad_request("Image depends on a non existing parent"))?;
                 let mut chain: Vec<String> = serde_json::from_slice(&raw)?;
@@ -141,17 +123,20 @@ impl Images {
         };
         // Mark in progress first: from here until `PUT checksum` the image is never served.
         self.storage
-            .put(&key(id, "_inprogress"), uploader.as_bytes().to_vec())
+            .put(
+                &keys::image(id, "_inprogress"),
+                Bytes::copy_from_slice(uploader.as_bytes()),
+            )
             .await?;
-        self.storage.delete(&key(id, "_checksum")).await?;
-        self.storage.delete(&key(id, "layer")).await?;
-        self.storage.put(&key(id, "json"), body.to_vec()).await?;
+        self.storage.delete(&keys::image(id, "_checksum")).await?;
+        self.storage.delete(&keys::image(id, "layer")).await?;
+        self.storage.put(&keys::image(id, "json"), body).await?;
         self.storage
-            .put(&key(id, "ancestry"), serde_json::to_vec(&ancestry)?)
+            .put(&keys::image(id, "ancestry"), serde_json::to_vec(&ancestry)?.into())
             .await?;
-        if !self.storage.exists(&key(id, "_owner")).await? {
+        if !self.storage.exists(&keys::image(id, "_owner")).await? {
             self.storage
-                .put(&key(id, "_owner"), uploader.as_bytes().to_vec())
+                .put(&keys::image(id, "_owner"), Bytes::copy_from_slice(uploader.as_bytes()))
                 .await?;
         }
         Ok(())
@@ -174,35 +159,35 @@ impl Images {
         }
         let json = self
             .storage
-            .get(&key(id, "json"))
+            .get(&keys::image(id, "json"))
             .await?
             .ok_or_else(|| AppError::not_found("Image not found"))?;
         let mut prefix = json.to_vec();
         prefix.push(b'\n');
-        let mut sink = self.storage.begin_blob(vec![
-            Hasher::new(Algorithm::Sha256),
-            Hasher::with_prefix(Algorithm::Sha256, &prefix),
-        ]);
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| AppError::bad_request(format!("Upload interrupted: {e}")))?;
-            if sink.send(chunk).await.is_err() {
-                break; // the writer failed; finish() reports the error
-            }
-        }
-        let outcome = sink.finish().await?;
-        let mut hashes = outcome.hashers.into_iter().map(Hasher::finish);
+        let mut blob = self
+            .storage
+            .begin_blob(vec![
+                Hasher::new(Algorithm::Sha256),
+                Hasher::with_prefix(Algorithm::Sha256, &prefix),
+            ])
+            .await?;
+        pump(blob.sink.as_mut(), &mut body)
+            .await
+            .map_err(|e| AppError::bad_request(format!("Upload interrupted: {e}")))?;
+        let mut written = blob.finish().await?;
+        let mut hashes = std::mem::take(&mut written.hashers).into_iter().map(Hasher::finish);
         let (Some(content), Some(payload)) = (hashes.next(), hashes.next()) else {
             return Err(AppError::internal("hashers missing"));
         };
-        self.storage.commit_blob(outcome.path, &content).await?;
-        let link = LayerLink {
-            digest: content,
-            size: outcome.written,
-        };
+        let size = written.written;
+        written.commit(&self.storage, &content).await?;
+        let link = LayerLink { digest: content, size };
         self.storage
-            .put(&key(id, "_checksum"), payload.to_string().into_bytes())
+            .put(&keys::image(id, "_checksum"), payload.to_string().into())
             .await?;
-        self.storage.put(&key(id, "layer"), serde_json::to_vec(&link)?).await?;
+        self.storage
+            .put(&keys::image(id, "layer"), serde_json::to_vec(&link)?.into())
+            .await?;
         Ok(link)
     }
 
@@ -223,20 +208,22 @@ impl Images {
             ImageState::Complete => return Err(AppError::conflict("Cannot set this image checksum")),
             ImageState::InProgress { .. } => {}
         }
-        let computed = self.storage.get(&key(id, "_checksum")).await?;
+        let computed = self.storage.get(&keys::image(id, "_checksum")).await?;
         let Some(computed) = computed else {
             return Err(AppError::bad_request("Image layer is not uploaded yet"));
         };
         if computed.as_ref() != payload.as_bytes() {
             // Leave the image in progress: it is never served and must be pushed again.
-            self.storage.delete(&key(id, "layer")).await?;
-            self.storage.delete(&key(id, "_checksum")).await?;
+            self.storage.delete(&keys::image(id, "layer")).await?;
+            self.storage.delete(&keys::image(id, "_checksum")).await?;
             return Err(AppError::bad_request("Checksum mismatch"));
         }
         if let Some(t) = tarsum {
-            self.storage.put(&key(id, "_tarsum"), t.as_bytes().to_vec()).await?;
+            self.storage
+                .put(&keys::image(id, "_tarsum"), Bytes::copy_from_slice(t.as_bytes()))
+                .await?;
         }
-        self.storage.delete(&key(id, "_inprogress")).await?;
+        self.storage.delete(&keys::image(id, "_inprogress")).await?;
         Ok(())
     }
 
@@ -253,20 +240,20 @@ impl Images {
         self.require_complete(id).await?;
         let json = self
             .storage
-            .get(&key(id, "json"))
+            .get(&keys::image(id, "json"))
             .await?
             .ok_or_else(|| AppError::not_found("Image not found"))?;
         let size = self.layer(id).await?.map(|l| l.size);
         let checksum = self
             .storage
-            .get(&key(id, "_checksum"))
+            .get(&keys::image(id, "_checksum"))
             .await?
             .map(|b| String::from_utf8_lossy(&b).into_owned());
         Ok(ImageJson { json, size, checksum })
     }
 
     pub async fn layer(&self, id: &ImageId) -> AppResult<Option<LayerLink>> {
-        match self.storage.get(&key(id, "layer")).await? {
+        match self.storage.get(&keys::image(id, "layer")).await? {
             Some(raw) => Ok(Some(serde_json::from_slice(&raw)?)),
             None => Ok(None),
         }
@@ -275,7 +262,7 @@ impl Images {
     pub async fn ancestry(&self, id: &ImageId) -> AppResult<Vec<ImageId>> {
         let raw = self
             .storage
-            .get(&key(id, "ancestry"))
+            .get(&keys::image(id, "ancestry"))
             .await?
             .ok_or_else(|| AppError::not_found("Image not found"))?;
         let ids: Vec<String> = serde_json::from_slice(&raw)?;
@@ -284,7 +271,7 @@ impl Images {
 
     pub async fn ancestry_raw(&self, id: &ImageId) -> AppResult<Bytes> {
         self.storage
-            .get(&key(id, "ancestry"))
+            .get(&keys::image(id, "ancestry"))
             .await?
             .ok_or_else(|| AppError::not_found("Image not found"))
     }

@@ -3,23 +3,21 @@
 //! `_images/<id>` (membership, mirrored by `images/<id>/_repos/<repo>`).
 
 use super::images::Images;
-use super::names::{ImageId, RepoName, TagName};
+use crate::clock::now_secs;
 use crate::error::{AppError, AppResult};
-use crate::index::now_secs;
+use crate::registry::names::{ImageId, RepoName, TagName};
+use crate::storage::keys;
+use bytes::Bytes;
 use std::collections::BTreeMap;
 
-fn key(repo: &RepoName, leaf: &str) -> String {
-    format!("repositories/{repo}/{leaf}")
-}
-
 #[derive(Clone)]
-pub struct Tags {
+pub struct V1Repositories {
     images: Images,
 }
 
-impl Tags {
-    pub fn new(images: Images) -> Tags {
-        Tags { images }
+impl V1Repositories {
+    pub fn new(images: Images) -> V1Repositories {
+        V1Repositories { images }
     }
 
     fn storage(&self) -> &crate::storage::Storage {
@@ -28,13 +26,14 @@ impl Tags {
 
     /// A repository exists in the registry once something was stored under it.
     pub async fn exists(&self, repo: &RepoName) -> AppResult<bool> {
-        Ok(self.storage().exists(&format!("repositories/{repo}")).await?)
+        Ok(self.storage().exists(&keys::repository(repo)).await?)
     }
 
     pub async fn list(&self, repo: &RepoName) -> AppResult<BTreeMap<String, String>> {
         let mut out = BTreeMap::new();
-        for tag in self.storage().list(&key(repo, "_tags")).await? {
-            if let Some(id) = self.storage().get(&key(repo, &format!("_tags/{tag}"))).await? {
+        for tag in self.storage().list(&keys::v1_tags(repo)).await? {
+            let Ok(name) = TagName::parse(&tag) else { continue };
+            if let Some(id) = self.storage().get(&keys::v1_tag(repo, &name)).await? {
                 out.insert(tag, String::from_utf8_lossy(&id).into_owned());
             }
         }
@@ -42,7 +41,7 @@ impl Tags {
     }
 
     pub async fn get(&self, repo: &RepoName, tag: &TagName) -> AppResult<Option<ImageId>> {
-        match self.storage().get(&key(repo, &format!("_tags/{tag}"))).await? {
+        match self.storage().get(&keys::v1_tag(repo, tag)).await? {
             Some(id) => Ok(ImageId::parse(&String::from_utf8_lossy(&id)).ok()),
             None => Ok(None),
         }
@@ -57,33 +56,33 @@ impl Tags {
         }
         self.storage()
             .put(
-                &key(repo, &format!("_tagjson/{tag}")),
-                serde_json::to_vec(&tag_json(user_agent))?,
+                &keys::v1_tag_json(repo, tag),
+                serde_json::to_vec(&tag_json(user_agent))?.into(),
             )
             .await?;
         self.storage()
-            .put(&key(repo, &format!("_tags/{tag}")), id.as_str().as_bytes().to_vec())
+            .put(&keys::v1_tag(repo, tag), Bytes::copy_from_slice(id.as_str().as_bytes()))
             .await?;
         Ok(())
     }
 
     pub async fn add_member(&self, repo: &RepoName, id: &ImageId) -> AppResult<()> {
-        let marker = key(repo, &format!("_images/{id}"));
+        let marker = keys::v1_member(repo, id);
         if !self.storage().exists(&marker).await? {
             self.images.add_repo(id, repo).await?;
-            self.storage().put(&marker, Vec::new()).await?;
+            self.storage().put(&marker, Bytes::new()).await?;
         }
         Ok(())
     }
 
     pub async fn members(&self, repo: &RepoName) -> AppResult<Vec<ImageId>> {
-        let names = self.storage().list(&key(repo, "_images")).await?;
+        let names = self.storage().list(&keys::v1_members(repo)).await?;
         Ok(names.iter().filter_map(|n| ImageId::parse(n).ok()).collect())
     }
 
     pub async fn delete(&self, repo: &RepoName, tag: &TagName) -> AppResult<()> {
-        let removed = self.storage().delete(&key(repo, &format!("_tags/{tag}"))).await?;
-        self.storage().delete(&key(repo, &format!("_tagjson/{tag}"))).await?;
+        let removed = self.storage().delete(&keys::v1_tag(repo, tag)).await?;
+        self.storage().delete(&keys::v1_tag_json(repo, tag)).await?;
         if removed {
             Ok(())
         } else {
@@ -92,7 +91,7 @@ impl Tags {
     }
 
     pub async fn tag_json(&self, repo: &RepoName, tag: &TagName) -> AppResult<serde_json::Value> {
-        match self.storage().get(&key(repo, &format!("_tagjson/{tag}"))).await? {
+        match self.storage().get(&keys::v1_tag_json(repo, tag)).await? {
             Some(raw) => Ok(serde_json::from_slice(&raw)?),
             None => Ok(tag_json("")),
         }
@@ -103,7 +102,7 @@ impl Tags {
         for id in self.members(repo).await? {
             self.images.remove_repo(&id, repo).await?;
         }
-        Ok(self.storage().delete_all(&format!("repositories/{repo}")).await?)
+        Ok(self.storage().delete_all(&keys::repository(repo)).await?)
     }
 }
 

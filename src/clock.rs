@@ -1,0 +1,8 @@
+//! Wall-clock time in the one unit every record uses: whole seconds since the Unix epoch.
+
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,281 @@
+//! v2 content of a repository in the registry's storage: which blobs it may serve (links into
+//! the shared blob store), its manifests, tags and referrers.
+//!
+//! Keys under `repositories/<name>/`:
+//! ```text
+//! _layers/<algo>/<hex>                          the repository may serve this blob
+//! _manifests/revisions/<algo>/<hex>/{data,type} manifest bytes exactly as pushed, media type
+//! _manifests/tags/<tag>                         digest the tag points at
+//! _referrers/<algo>-<hex>/<algo>-<hex>          descriptor of a manifest whose subject is the first
+//! ```
+
+use super::manifest::{self, Descriptor};
+use crate::digest::{Algorithm, Digest};
+use crate::error::{AppError, AppResult, Kind};
+use crate::registry::names::{RepoName, TagName};
+use crate::storage::keys;
+use crate::storage::Storage;
+use bytes::Bytes;
+use std::collections::BTreeSet;
+
+/// What a manifest push stored.
+pub struct PushedManifest {
+    pub digest: Digest,
+    /// The manifest's subject, for the `OCI-Subject` header.
+    pub subject: Option<Digest>,
+}
+
+/// A manifest as stored.
+pub struct StoredManifest {
+    pub digest: Digest,
+    pub media_type: String,
+    pub body: Bytes,
+}
+
+#[derive(Clone)]
+pub struct V2Repositories {
+    storage: Storage,
+}
+
+impl V2Repositories {
+    pub fn new(storage: Storage) -> V2Repositories {
+        V2Repositories { storage }
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    pub async fn exists(&self, repo: &RepoName) -> AppResult<bool> {
+        Ok(self.storage.exists(&keys::repository(repo)).await?)
+    }
+
+    /// The blob's size if this repository may serve it and its bytes are present.
+    pub async fn blob(&self, repo: &RepoName, d: &Digest) -> AppResult<Option<u64>> {
+        if !self.storage.exists(&keys::blob_link(repo, d)).await? {
+            return Ok(None);
+        }
+        Ok(self.storage.blob_size(d).await?)
+    }
+
+    pub async fn link_blob(&self, repo: &RepoName, d: &Digest) -> AppResult<()> {
+        let k = keys::blob_link(repo, d);
+        if !self.storage.exists(&k).await? {
+            self.storage.put(&k, Bytes::new()).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn unlink_blob(&self, repo: &RepoName, d: &Digest) -> AppResult<bool> {
+        Ok(self.storage.delete(&keys::blob_link(repo, d)).await?)
+    }
+
+    pub async fn put_manifest(&self, repo: &RepoName, d: &Digest, media_type: &str, body: Bytes) -> AppResult<()> {
+        // data before type: `type` marks the revision complete.
+        self.storage.put(&keys::revision_data(repo, d), body).await?;
+        self.storage
+            .put(
+                &keys::revision_type(repo, d),
+                Bytes::copy_from_slice(media_type.as_bytes()),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a manifest pushed to `reference`, with every tag in `tags` (the reference's own
+    /// tag, and any `?tag=`): checks that it parses, that a digest reference matches, and that
+    /// everything it references is in the repository, then writes it, its referrer entry and
+    /// the tags. Nothing is written when a check fails.
+    pub async fn push_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        body: Bytes,
+        content_type: &str,
+        tags: &[TagName],
+    ) -> AppResult<PushedManifest> {
+        let parsed = manifest::parse(&body, content_type)?;
+        let algo = match reference {
+            Reference::Digest(d) => d.algorithm(),
+            Reference::Tag(_) => Algorithm::Sha256,
+        };
+        let digest = parsed.digest(&body, algo);
+        if let Reference::Digest(d) = reference {
+            if d != &digest {
+                return Err(AppError::new(
+                    Kind::DigestInvalid,
+                    format!("manifest digest {digest} does not match {d}"),
+                ));
+            }
+        }
+        let mut missing: Vec<String> = Vec::new();
+        for blob in &parsed.blobs {
+            if self.blob(repo, blob).await?.is_none() {
+                missing.push(blob.to_string());
+            }
+        }
+        for child in &parsed.manifests {
+            if !self.has_manifest(repo, child).await? {
+                missing.push(child.to_string());
+            }
+        }
+        if !missing.is_empty() {
+            return Err(AppError::new(
+                Kind::ManifestBlobUnknown,
+                format!("manifest references unknown blobs: {}", missing.join(", ")),
+            ));
+        }
+        let size = body.len() as u64;
+        self.put_manifest(repo, &digest, &parsed.media_type, body).await?;
+        if let Some(subject) = &parsed.subject {
+            self.add_referrer(repo, &subject.digest, &parsed.referrer(&digest, size))
+                .await?;
+        }
+        for t in tags {
+            self.tag(repo, t, &digest).await?;
+        }
+        Ok(PushedManifest {
+            digest,
+            subject: parsed.subject.map(|s| s.digest),
+        })
+    }
+
+    /// Deletes a manifest by digest with its referrer entry and the tags on it; false if the
+    /// repository has no such manifest.
+    pub async fn delete_manifest_and_tags(&self, repo: &RepoName, d: &Digest) -> AppResult<bool> {
+        let Some(stored) = self.manifest(repo, &Reference::Digest(d.clone())).await? else {
+            return Ok(false);
+        };
+        if let Ok(parsed) = manifest::parse(&stored.body, &stored.media_type) {
+            if let Some(subject) = parsed.subject {
+                self.remove_referrer(repo, &subject.digest, d).await?;
+            }
+        }
+        self.delete_manifest(repo, d).await
+    }
+
+    pub async fn has_manifest(&self, repo: &RepoName, d: &Digest) -> AppResult<bool> {
+        Ok(self.storage.exists(&keys::revision_type(repo, d)).await?)
+    }
+
+    /// A manifest by tag or digest (the hottest read path: type and data in one round trip).
+    pub async fn manifest(&self, repo: &RepoName, reference: &Reference) -> AppResult<Option<StoredManifest>> {
+        let digest = match reference {
+            Reference::Digest(d) => d.clone(),
+            Reference::Tag(t) => match self.resolve_tag(repo, t).await? {
+                Some(d) => d,
+                None => return Ok(None),
+            },
+        };
+        let found = self
+            .storage
+            .get_many(vec![
+                keys::revision_type(repo, &digest),
+                keys::revision_data(repo, &digest),
+            ])
+            .await?;
+        let mut found = found.into_iter();
+        let (Some(Some(media_type)), Some(Some(body))) = (found.next(), found.next()) else {
+            return Ok(None);
+        };
+        Ok(Some(StoredManifest {
+            digest,
+            media_type: String::from_utf8_lossy(&media_type).into_owned(),
+            body,
+        }))
+    }
+
+    pub async fn delete_manifest(&self, repo: &RepoName, d: &Digest) -> AppResult<bool> {
+        if !self.has_manifest(repo, d).await? {
+            return Ok(false);
+        }
+        for tag in self.tags(repo).await? {
+            if let Ok(t) = TagName::parse(&tag) {
+                if self.resolve_tag(repo, &t).await?.as_ref() == Some(d) {
+                    self.untag(repo, &t).await?;
+                }
+            }
+        }
+        self.storage.delete(&keys::revision_type(repo, d)).await?;
+        self.storage.delete_all(&keys::revision(repo, d)).await?;
+        Ok(true)
+    }
+
+    pub async fn tag(&self, repo: &RepoName, tag: &TagName, d: &Digest) -> AppResult<()> {
+        self.storage.put(&keys::v2_tag(repo, tag), d.to_string().into()).await?;
+        Ok(())
+    }
+
+    pub async fn resolve_tag(&self, repo: &RepoName, tag: &TagName) -> AppResult<Option<Digest>> {
+        let raw = self.storage.get(&keys::v2_tag(repo, tag)).await?;
+        Ok(raw.and_then(|r| String::from_utf8_lossy(&r).parse().ok()))
+    }
+
+    pub async fn untag(&self, repo: &RepoName, tag: &TagName) -> AppResult<bool> {
+        Ok(self.storage.delete(&keys::v2_tag(repo, tag)).await?)
+    }
+
+    /// Tags in ASCII order.
+    pub async fn tags(&self, repo: &RepoName) -> AppResult<Vec<String>> {
+        Ok(self.storage.list(&keys::v2_tags(repo)).await?)
+    }
+
+    pub async fn add_referrer(&self, repo: &RepoName, subject: &Digest, desc: &Descriptor) -> AppResult<()> {
+        let k = keys::referrer(repo, subject, &desc.digest);
+        self.storage.put(&k, serde_json::to_vec(desc)?.into()).await?;
+        Ok(())
+    }
+
+    pub async fn remove_referrer(&self, repo: &RepoName, subject: &Digest, d: &Digest) -> AppResult<()> {
+        self.storage.delete(&keys::referrer(repo, subject, d)).await?;
+        Ok(())
+    }
+
+    /// Descriptors of the manifests whose subject is `subject`, in digest order.
+    pub async fn referrers(&self, repo: &RepoName, subject: &Digest) -> AppResult<Vec<Descriptor>> {
+        let dir = keys::referrers(repo, subject);
+        let mut out = Vec::new();
+        for name in self.storage.list(&dir).await? {
+            if let Some(raw) = self.storage.get(&format!("{dir}/{name}")).await? {
+                if let Ok(desc) = serde_json::from_slice::<Descriptor>(&raw) {
+                    // A referrer whose manifest was deleted is dropped from the list.
+                    if self.has_manifest(repo, &desc.digest).await? {
+                        out.push(desc);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every repository name with data in storage, in order (for the catalog when there is no
+    /// index).
+    pub async fn names(&self) -> AppResult<Vec<RepoName>> {
+        let mut names = BTreeSet::new();
+        for key in self.storage.walk(keys::REPOSITORIES).await? {
+            if let Some((name, _)) = keys::parse_repository_key(&key) {
+                names.insert(name.to_string());
+            }
+        }
+        Ok(names.iter().filter_map(|n| RepoName::parse(n).ok()).collect())
+    }
+}
+
+/// `<tag-or-digest>` of a manifest URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reference {
+    Tag(TagName),
+    Digest(Digest),
+}
+
+impl Reference {
+    pub fn parse(raw: &str) -> AppResult<Reference> {
+        if raw.contains(':') {
+            Ok(Reference::Digest(raw.parse()?))
+        } else {
+            TagName::parse(raw)
+                .map(Reference::Tag)
+                .map_err(|e| e.as_kind(Kind::TagInvalid))
+        }
+    }
+}

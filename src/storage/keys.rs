@@ -1,0 +1,205 @@
+//! Every key of the storage layout, in one place (as distribution's `paths.go`). Keys are
+//! `/`-separated and relative to the driver's root; a driver maps them to files or objects.
+//!
+//! ```text
+//! _layout                                                   layout version (see `layout`)
+//! _tmp/<random>                                             blobs being written
+//! _uploads/<uuid>/{info,data}                               v2 upload sessions
+//! blobs/<algo>/<2 hex>/<hex>                                content-addressed bytes
+//! images/<id>/{json,ancestry,layer,_checksum,_tarsum}       v1 image
+//! images/<id>/{_inprogress,_owner}                          v1 push state, first uploader
+//! images/<id>/_repos/<flat repo>                            v1 repositories holding the image
+//! repositories/<name>/_tags/<tag>                           v1 tag -> image id
+//! repositories/<name>/_tagjson/<tag>                        v1 tag metadata
+//! repositories/<name>/_images/<id>                          v1 membership
+//! repositories/<name>/_layers/<algo>/<hex>                  v2: the repository may serve a blob
+//! repositories/<name>/_manifests/revisions/<algo>/<hex>/{data,type}
+//! repositories/<name>/_manifests/tags/<tag>                 v2 tag -> digest
+//! repositories/<name>/_referrers/<algo>-<hex>/<algo>-<hex>  v2 referrer descriptors
+//! ```
+//! A repository's own entries all start with `_`, which no name component may: that is how a
+//! walk tells `a/b`'s data from the repository `a/b/c` below it.
+
+use crate::digest::Digest;
+use crate::registry::names::{ImageId, RepoName, TagName};
+
+pub const LAYOUT: &str = "_layout";
+pub const TMP: &str = "_tmp";
+pub const UPLOADS: &str = "_uploads";
+pub const BLOBS: &str = "blobs";
+pub const IMAGES: &str = "images";
+pub const REPOSITORIES: &str = "repositories";
+
+pub fn temp(random: &str) -> String {
+    format!("{TMP}/{random}")
+}
+
+pub fn blob(d: &Digest) -> String {
+    let hex = d.hex();
+    format!("{BLOBS}/{}/{}/{hex}", d.algorithm().name(), &hex[..2])
+}
+
+/// The digest a blob key names (the inverse of [`blob`]), for walks over the blob store.
+pub fn parse_blob(key: &str) -> Option<Digest> {
+    let mut parts = key.strip_prefix(BLOBS)?.strip_prefix('/')?.split('/');
+    let (algo, _, hex) = (parts.next()?, parts.next()?, parts.next()?);
+    format!("{algo}:{hex}").parse().ok()
+}
+
+// ---- v2 upload sessions ----
+
+pub fn upload_info(uuid: &str) -> String {
+    format!("{UPLOADS}/{uuid}/info")
+}
+
+pub fn upload_data(uuid: &str) -> String {
+    format!("{UPLOADS}/{uuid}/data")
+}
+
+pub fn upload(uuid: &str) -> String {
+    format!("{UPLOADS}/{uuid}")
+}
+
+// ---- v1 images ----
+
+/// `json`, `ancestry`, `layer`, `_checksum`, `_tarsum`, `_inprogress` or `_owner`.
+pub fn image(id: &ImageId, leaf: &str) -> String {
+    format!("{IMAGES}/{id}/{leaf}")
+}
+
+pub fn image_repos(id: &ImageId) -> String {
+    format!("{IMAGES}/{id}/_repos")
+}
+
+pub fn image_repo(id: &ImageId, repo: &RepoName) -> String {
+    format!("{IMAGES}/{id}/_repos/{}", repo.flat())
+}
+
+/// The image id whose layer link `key` is (`images/<id>/layer`), for gc.
+pub fn parse_image_layer(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix(IMAGES)?.strip_prefix('/')?;
+    rest.strip_suffix("/layer").filter(|id| !id.contains('/'))
+}
+
+// ---- repositories ----
+
+pub fn repository(repo: &RepoName) -> String {
+    format!("{REPOSITORIES}/{repo}")
+}
+
+pub fn v1_tags(repo: &RepoName) -> String {
+    format!("{REPOSITORIES}/{repo}/_tags")
+}
+
+pub fn v1_tag(repo: &RepoName, tag: &TagName) -> String {
+    format!("{REPOSITORIES}/{repo}/_tags/{tag}")
+}
+
+pub fn v1_tag_json(repo: &RepoName, tag: &TagName) -> String {
+    format!("{REPOSITORIES}/{repo}/_tagjson/{tag}")
+}
+
+pub fn v1_members(repo: &RepoName) -> String {
+    format!("{REPOSITORIES}/{repo}/_images")
+}
+
+pub fn v1_member(repo: &RepoName, id: &ImageId) -> String {
+    format!("{REPOSITORIES}/{repo}/_images/{id}")
+}
+
+pub fn blob_link(repo: &RepoName, d: &Digest) -> String {
+    format!("{REPOSITORIES}/{repo}/_layers/{}/{}", d.algorithm().name(), d.hex())
+}
+
+pub fn revision(repo: &RepoName, d: &Digest) -> String {
+    format!(
+        "{REPOSITORIES}/{repo}/_manifests/revisions/{}/{}",
+        d.algorithm().name(),
+        d.hex()
+    )
+}
+
+pub fn revision_data(repo: &RepoName, d: &Digest) -> String {
+    format!("{}/data", revision(repo, d))
+}
+
+/// The media type; written after `data`, so its presence marks the revision complete.
+pub fn revision_type(repo: &RepoName, d: &Digest) -> String {
+    format!("{}/type", revision(repo, d))
+}
+
+pub fn v2_tags(repo: &RepoName) -> String {
+    format!("{REPOSITORIES}/{repo}/_manifests/tags")
+}
+
+pub fn v2_tag(repo: &RepoName, tag: &TagName) -> String {
+    format!("{REPOSITORIES}/{repo}/_manifests/tags/{tag}")
+}
+
+fn flat(d: &Digest) -> String {
+    format!("{}-{}", d.algorithm().name(), d.hex())
+}
+
+pub fn referrers(repo: &RepoName, subject: &Digest) -> String {
+    format!("{REPOSITORIES}/{repo}/_referrers/{}", flat(subject))
+}
+
+pub fn referrer(repo: &RepoName, subject: &Digest, d: &Digest) -> String {
+    format!("{}/{}", referrers(repo, subject), flat(d))
+}
+
+/// What a key under `repositories/` is, for walks (gc, the catalog without an index).
+#[derive(Debug, PartialEq, Eq)]
+pub enum RepositoryEntry<'a> {
+    /// `_layers/<algo>/<hex>`: a blob link.
+    BlobLink(Digest),
+    /// `_manifests/revisions/<algo>/<hex>/data`: a manifest's bytes.
+    RevisionData(Digest),
+    /// Any other entry of the repository (`leaf` is the part after the name).
+    Other(&'a str),
+}
+
+/// Splits a key under `repositories/` into the repository's name and what the key holds.
+pub fn parse_repository_key(key: &str) -> Option<(&str, RepositoryEntry<'_>)> {
+    let rest = key.strip_prefix(REPOSITORIES)?.strip_prefix('/')?;
+    // The name ends where the first `_`-prefixed component starts.
+    let cut = rest.find("/_")?;
+    let (name, leaf) = (&rest[..cut], &rest[cut + 1..]);
+    let parts: Vec<&str> = leaf.split('/').collect();
+    let digest = |algo: &str, hex: &str| format!("{algo}:{hex}").parse::<Digest>().ok();
+    let entry = match parts.as_slice() {
+        ["_layers", algo, hex] => digest(algo, hex).map(RepositoryEntry::BlobLink),
+        ["_manifests", "revisions", algo, hex, "data"] => digest(algo, hex).map(RepositoryEntry::RevisionData),
+        _ => None,
+    };
+    Some((name, entry.unwrap_or(RepositoryEntry::Other(leaf))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip() {
+        let d: Digest = format!("sha256:{}", "ab".repeat(32)).parse().unwrap();
+        let repo = RepoName::parse("alice/app").unwrap();
+        assert_eq!(blob(&d), format!("blobs/sha256/ab/{}", "ab".repeat(32)));
+        assert_eq!(parse_blob(&blob(&d)), Some(d.clone()));
+        assert_eq!(parse_blob("blobs/sha256/ab"), None);
+        assert_eq!(
+            parse_repository_key(&blob_link(&repo, &d)),
+            Some(("alice/app", RepositoryEntry::BlobLink(d.clone())))
+        );
+        assert_eq!(
+            parse_repository_key(&revision_data(&repo, &d)),
+            Some(("alice/app", RepositoryEntry::RevisionData(d.clone())))
+        );
+        assert_eq!(
+            parse_repository_key(&revision_type(&repo, &d)).map(|(n, _)| n),
+            Some("alice/app")
+        );
+        let id = ImageId::parse(&"c".repeat(64)).unwrap();
+        assert_eq!(parse_image_layer(&image(&id, "layer")), Some(id.as_str()));
+        assert_eq!(parse_image_layer(&image(&id, "json")), None);
+    }
+}

@@ -1,0 +1,61 @@
+//! Local files of the server itself, not registry data: the token signing key and the lock
+//! that keeps a second process off the index. They always live on the local disk, next to the
+//! index, whatever driver holds the registry's data.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::Path;
+
+/// Reads a small private file of the server's own (a signing key), creating it with
+/// `create` and mode 0600 on first use. Not part of the registry's storage: it always lives on
+/// the local disk next to the index.
+pub fn read_or_create_private(path: &Path, create: impl FnOnce() -> io::Result<Vec<u8>>) -> io::Result<Vec<u8>> {
+    match fs::read(path) {
+        Ok(b) => Ok(b),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let bytes = create()?;
+            if let Some(dir) = path.parent() {
+                fs::create_dir_all(dir)?;
+            }
+            let tmp = path.with_extension("tmp");
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                let mut f = fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&tmp)?;
+                f.write_all(&bytes)?;
+                f.sync_all()?;
+            }
+            super::fs::rename_durably(&tmp, path)?;
+            Ok(bytes)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// An exclusive lock on a file, held until dropped.
+#[derive(Debug)]
+pub struct LockFile {
+    _file: fs::File,
+}
+
+/// Takes the lock at `path` (creating the file), or says `Ok(None)` when another process holds
+/// it.
+pub fn try_lock(path: &Path) -> io::Result<Option<LockFile>> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(LockFile { _file: file })),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(e)) => Err(e),
+    }
+}
