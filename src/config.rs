@@ -22,6 +22,23 @@ pub struct Config {
     pub storage: StorageConfig,
     pub delegate: DelegateConfig,
     pub v2: V2Config,
+    pub ui: UiConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UiConfig {
+    /// Directory the web UI is served from (with ETag and Last-Modified); when it has no
+    /// `index.html`, the copy built into the binary is served instead.
+    pub static_dir: PathBuf,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        UiConfig {
+            static_dir: PathBuf::from("static"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +109,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             delegate: DelegateConfig::default(),
             v2: V2Config::default(),
+            ui: UiConfig::default(),
         }
     }
 }

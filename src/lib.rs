@@ -11,6 +11,7 @@ pub mod digest;
 pub mod error;
 pub mod http;
 pub mod index;
+pub mod names;
 pub mod registry;
 pub mod state;
 pub mod storage;

@@ -4,7 +4,7 @@ use crate::auth::{Gate, Identity};
 use crate::config::Config;
 use crate::error::AppResult;
 use crate::index::Index;
-use crate::registry::names::RepoName;
+use crate::names::RepoName;
 use crate::registry::v1::images::Images;
 use crate::registry::v1::repositories::V1Repositories;
 use crate::registry::v2::repositories::V2Repositories;

@@ -13,7 +13,7 @@ pub mod remote;
 use crate::error::{AppError, AppResult};
 use crate::index::password;
 use crate::index::{Access, Index, Repo, TokenGrant};
-use crate::registry::names::{ImageId, RepoName};
+use crate::names::{ImageId, RepoName};
 use crate::registry::v1::images::Images;
 use actix_web::http::header;
 use actix_web::HttpRequest;

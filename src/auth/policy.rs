@@ -9,7 +9,7 @@
 use super::Identity;
 use crate::error::{AppError, AppResult};
 use crate::index::{Access, Repo};
-use crate::registry::names::RepoName;
+use crate::names::RepoName;
 
 pub fn decide(who: &Identity, repo: &RepoName, meta: Option<&Repo>, access: Access) -> AppResult<()> {
     let private = meta.is_some_and(|m| m.private);

@@ -14,7 +14,7 @@
 use crate::config::Config;
 use crate::error::{AppError, AppResult, Kind};
 use crate::index::Access;
-use crate::registry::names::RepoName;
+use crate::names::RepoName;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;

@@ -10,7 +10,7 @@ use crate::auth::Identity;
 use crate::error::{AppError, AppResult, V2Error};
 use crate::http::v2::{authorize, Name};
 use crate::index::Access;
-use crate::registry::names::RepoName;
+use crate::names::RepoName;
 use crate::state::AppState;
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};

@@ -17,7 +17,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
     v1::configure(cfg, &state);
     v2::configure(cfg, &state);
     if state.config.standalone {
-        ui::configure(cfg);
+        ui::configure(cfg, &state.config);
     }
     metrics::configure(cfg);
     cfg.default_service(web::to(not_found));

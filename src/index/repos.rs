@@ -2,7 +2,7 @@
 
 use super::{decode, encode, now_secs, Index};
 use crate::error::{AppError, AppResult};
-use crate::registry::names::RepoName;
+use crate::names::RepoName;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 
 use super::{decode, encode, now_secs, Index};
 use crate::error::AppResult;
-use crate::registry::names::RepoName;
+use crate::names::RepoName;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

@@ -4,7 +4,7 @@
 use super::password;
 use super::{decode, encode, now_secs, Index};
 use crate::error::{AppError, AppResult, Kind};
-use crate::registry::names::valid_username;
+use crate::names::valid_username;
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;

@@ -3,10 +3,10 @@
 //! sweep the rest. Deleting a repository, tag, manifest or blob link only drops references;
 //! the bytes go here. Run it with the registry stopped (the CLI makes sure of that when it can).
 
-use super::names::RepoName;
 use super::v1::images::LayerLink;
 use super::v2::manifest;
 use crate::digest::Digest;
+use crate::names::RepoName;
 use crate::storage::keys::{self, RepositoryEntry};
 use crate::storage::Storage;
 use std::collections::HashSet;

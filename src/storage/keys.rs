@@ -21,7 +21,7 @@
 //! walk tells `a/b`'s data from the repository `a/b/c` below it.
 
 use crate::digest::Digest;
-use crate::registry::names::{ImageId, RepoName, TagName};
+use crate::names::{ImageId, RepoName, TagName};
 
 pub const LAYOUT: &str = "_layout";
 pub const TMP: &str = "_tmp";

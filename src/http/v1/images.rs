@@ -5,7 +5,7 @@ use crate::auth::Identity;
 use crate::error::{AppError, AppResult};
 use crate::http::access::Caller;
 use crate::http::header_str;
-use crate::registry::names::ImageId;
+use crate::names::ImageId;
 use crate::registry::v1::images::parse_image_json;
 use crate::state::AppState;
 use actix_web::http::{header, StatusCode};

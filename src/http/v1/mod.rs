@@ -62,8 +62,8 @@ pub async fn gate(
     req: &actix_web::HttpRequest,
     repo: &str,
     access: crate::index::Access,
-) -> crate::error::AppResult<(crate::auth::Identity, crate::registry::names::RepoName)> {
-    let repo = crate::registry::names::RepoName::parse(repo)?;
+) -> crate::error::AppResult<(crate::auth::Identity, crate::names::RepoName)> {
+    let repo = crate::names::RepoName::parse(repo)?;
     let who = state.gate.identify(req).await?;
     state.gate.check(&who, &repo, access).await?;
     Ok((who, repo))

@@ -7,7 +7,7 @@ use crate::error::{AppError, AppResult};
 use crate::http::access::{Delete, IndexRole, Pull, Push, V1Access};
 use crate::http::{header_str, request_host};
 use crate::index::{Access, ImageEntry, Index};
-use crate::registry::names::{ImageId, RepoName};
+use crate::names::{ImageId, RepoName};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};

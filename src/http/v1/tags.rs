@@ -3,7 +3,7 @@
 use super::{json, ok_true};
 use crate::error::{AppError, AppResult};
 use crate::http::access::{Delete, Pull, Push, V1Access};
-use crate::registry::names::{ImageId, RepoName, TagName};
+use crate::names::{ImageId, RepoName, TagName};
 use crate::state::AppState;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};

@@ -5,7 +5,7 @@ use super::{not_found, query_all, V2Result};
 use crate::error::{AppError, Kind};
 use crate::http::access::{Delete, Pull, Push, V2Access};
 use crate::http::header_str;
-use crate::registry::names::TagName;
+use crate::names::TagName;
 use crate::registry::v2::manifest::{self, MAX_MANIFEST_BYTES};
 use crate::registry::v2::repositories::Reference;
 use crate::state::AppState;

@@ -10,7 +10,7 @@ mod uploads;
 use crate::auth::Identity;
 use crate::error::{AppError, Kind, V2Error};
 use crate::index::Access;
-use crate::registry::names::RepoName;
+use crate::names::RepoName;
 use crate::state::AppState;
 use actix_web::{middleware::DefaultHeaders, web, HttpRequest, HttpResponse};
 

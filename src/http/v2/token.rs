@@ -8,7 +8,7 @@ use crate::auth::Identity;
 use crate::clock::now_secs;
 use crate::error::{AppError, Kind, V2Error};
 use crate::index::Access;
-use crate::registry::names::RepoName;
+use crate::names::RepoName;
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 

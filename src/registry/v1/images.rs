@@ -8,7 +8,7 @@
 
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{AppError, AppResult};
-use crate::registry::names::{ImageId, RepoName};
+use crate::names::{ImageId, RepoName};
 use crate::storage::{keys, pump, Storage};
 use bytes::Bytes;
 use futures::Stream;

@@ -5,7 +5,7 @@
 use super::images::Images;
 use crate::clock::now_secs;
 use crate::error::{AppError, AppResult};
-use crate::registry::names::{ImageId, RepoName, TagName};
+use crate::names::{ImageId, RepoName, TagName};
 use crate::storage::keys;
 use bytes::Bytes;
 use std::collections::BTreeMap;

@@ -12,7 +12,7 @@
 use super::manifest::{self, Descriptor};
 use crate::digest::{Algorithm, Digest};
 use crate::error::{AppError, AppResult, Kind};
-use crate::registry::names::{RepoName, TagName};
+use crate::names::{RepoName, TagName};
 use crate::storage::keys;
 use crate::storage::Storage;
 use bytes::Bytes;

@@ -9,7 +9,7 @@
 use crate::clock::now_secs;
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{AppError, AppResult, Kind};
-use crate::registry::names::RepoName;
+use crate::names::RepoName;
 use crate::storage::{keys, pump, Storage};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
