@@ -7,6 +7,9 @@ pub mod ui;
 pub mod v1;
 pub mod v2;
 
+#[cfg(test)]
+mod tests;
+
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 

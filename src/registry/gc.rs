@@ -77,3 +77,83 @@ async fn mark(storage: &Storage) -> io::Result<HashSet<Digest>> {
     }
     Ok(marked)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::{ImageId, TagName};
+    use crate::registry::v2::repositories::{Reference, V2Repositories};
+    use bytes::Bytes;
+
+    async fn put_blob(storage: &Storage, data: &'static [u8]) -> Digest {
+        let digest = Digest::sha256_of(data);
+        let mut blob = storage.begin_blob(vec![]).await.expect("begin");
+        blob.sink.send(Bytes::from_static(data)).await.expect("send");
+        blob.finish()
+            .await
+            .expect("finish")
+            .commit(storage, &digest)
+            .await
+            .expect("commit");
+        digest
+    }
+
+    /// Blobs referenced by a v2 link, by a stored manifest (config) or by a v1 image layer are
+    /// kept; the rest goes, and a dry run only counts it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keeps_what_is_referenced_and_sweeps_the_rest() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage = Storage::open_fs(dir.path()).await.expect("open");
+        let repos = V2Repositories::new(storage.clone());
+        let repo = RepoName::parse("alice/data").expect("name");
+        let (config, layer, orphan) = (
+            put_blob(&storage, b"{}").await,
+            put_blob(&storage, b"layer").await,
+            put_blob(&storage, b"orphan").await,
+        );
+        let v1_layer = put_blob(&storage, b"v1 layer").await;
+        repos.link_blob(&repo, &layer).await.expect("link");
+        // The config is linked for the push, then unlinked: only the manifest refers to it.
+        repos.link_blob(&repo, &config).await.expect("link");
+        let manifest = serde_json::json!({
+            "schemaVersion": 2, "mediaType": manifest::OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
+            "layers": []
+        })
+        .to_string();
+        let tag = TagName::parse("v1").expect("tag");
+        repos
+            .push_manifest(
+                &repo,
+                &Reference::Tag(tag.clone()),
+                Bytes::from(manifest),
+                manifest::OCI_MANIFEST,
+                &[tag],
+            )
+            .await
+            .expect("push");
+        repos.unlink_blob(&repo, &config).await.expect("unlink");
+        let id = ImageId::parse(&"b".repeat(64)).expect("id");
+        let link = serde_json::to_vec(&LayerLink {
+            digest: v1_layer.clone(),
+            size: 8,
+        })
+        .expect("json");
+        storage.put(&keys::image(&id, "layer"), link.into()).await.expect("put");
+
+        let dry = collect(&storage, true).await.expect("dry run");
+        assert_eq!((dry.kept, dry.removed, dry.removed_bytes), (3, 1, 6));
+        assert_eq!(
+            storage.blob_size(&orphan).await.expect("stat"),
+            Some(6),
+            "dry run removes nothing"
+        );
+        let done = collect(&storage, false).await.expect("gc");
+        assert_eq!(done, dry);
+        assert_eq!(storage.blob_size(&orphan).await.expect("stat"), None);
+        for kept in [&config, &layer, &v1_layer] {
+            assert!(storage.blob_size(kept).await.expect("stat").is_some(), "{kept} kept");
+        }
+        assert_eq!(collect(&storage, false).await.expect("again").removed, 0);
+    }
+}

@@ -55,16 +55,3 @@ pub fn no_cache(mut b: HttpResponseBuilder) -> HttpResponseBuilder {
 pub fn ok_true() -> HttpResponse {
     json(StatusCode::OK, &true)
 }
-
-/// Identifies the caller and checks `access` on the repository named in the path.
-pub async fn gate(
-    state: &AppState,
-    req: &actix_web::HttpRequest,
-    repo: &str,
-    access: crate::index::Access,
-) -> crate::error::AppResult<(crate::auth::Identity, crate::names::RepoName)> {
-    let repo = crate::names::RepoName::parse(repo)?;
-    let who = state.gate.identify(req).await?;
-    state.gate.check(&who, &repo, access).await?;
-    Ok((who, repo))
-}

@@ -109,7 +109,27 @@ async fn record_images(ix: &Index, who: &Identity, repo: &RepoName, entries: Vec
     Ok(())
 }
 
-/// `PUT /v1/repositories/{repo}/`: push start.
+/// Push start (`PUT /v1/repositories/{repo}/`, 200 `""`) and push end (`PUT .../images`,
+/// exactly 204: Docker requires it) do the same: record the declared images, answer with the
+/// endpoints and, when asked, a write token.
+async fn record_push(
+    state: &AppState,
+    req: &HttpRequest,
+    ix: Index,
+    access: V1Access<Push>,
+    body: &[u8],
+    status: StatusCode,
+) -> AppResult<HttpResponse> {
+    let V1Access { who, repo, .. } = access;
+    record_images(&ix, &who, &repo, parse_image_list(body)?).await?;
+    let mut answer = index_answer(state, req, &ix, &who, &repo, Access::Write, status).await?;
+    Ok(if status == StatusCode::NO_CONTENT {
+        answer.finish()
+    } else {
+        answer.json("")
+    })
+}
+
 async fn put_repository(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -117,16 +137,9 @@ async fn put_repository(
     access: V1Access<Push>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
-    let V1Access { who, repo, .. } = access;
-    record_images(&ix, &who, &repo, parse_image_list(&body)?).await?;
-    Ok(
-        index_answer(&state, &req, &ix, &who, &repo, Access::Write, StatusCode::OK)
-            .await?
-            .json(""),
-    )
+    record_push(&state, &req, ix, access, &body, StatusCode::OK).await
 }
 
-/// `PUT /v1/repositories/{repo}/images`: push end; Docker requires exactly 204.
 async fn put_images(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -134,13 +147,7 @@ async fn put_images(
     access: V1Access<Push>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
-    let V1Access { who, repo, .. } = access;
-    record_images(&ix, &who, &repo, parse_image_list(&body)?).await?;
-    Ok(
-        index_answer(&state, &req, &ix, &who, &repo, Access::Write, StatusCode::NO_CONTENT)
-            .await?
-            .finish(),
-    )
+    record_push(&state, &req, ix, access, &body, StatusCode::NO_CONTENT).await
 }
 
 /// `GET /v1/repositories/{repo}/images`: pull start.

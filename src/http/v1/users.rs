@@ -4,10 +4,11 @@ use super::json;
 use crate::auth::Identity;
 use crate::config::Registration;
 use crate::error::{AppError, AppResult, Kind};
+use crate::http::access::Caller;
 use crate::index::users::USER_EXISTS;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -53,21 +54,18 @@ async fn register(state: web::Data<AppState>, body: web::Bytes) -> AppResult<Htt
         Registration::Activation => false,
     };
     let created = ix
-        .run(move |ix| ix.create_user(&new.username, &new.password, &new.email, active, false))
+        .write(move |ix| ix.create_user(&new.username, &new.password, &new.email, active, false))
         .await;
     match created {
-        Ok(_) => {
-            ix.flush().await?;
-            Ok(json(StatusCode::CREATED, &"User Created"))
-        }
+        Ok(_) => Ok(json(StatusCode::CREATED, &"User Created")),
         Err(e) if e.kind == Kind::AccountExists => Ok(json(StatusCode::BAD_REQUEST, &USER_EXISTS)),
         Err(e) => Err(e),
     }
 }
 
 /// `GET /v1/users/` with Basic: 200 if the credentials are good, 401 if not, 403 if inactive.
-async fn login(state: web::Data<AppState>, req: HttpRequest) -> AppResult<HttpResponse> {
-    match state.gate.identify(&req).await? {
+async fn login(Caller(who): Caller) -> AppResult<HttpResponse> {
+    match who {
         Identity::User(_) => Ok(json(StatusCode::OK, &"OK")),
         _ => Err(AppError::unauthorized("Wrong login/password, please try again")),
     }
@@ -82,12 +80,11 @@ struct UserUpdate {
 /// `PUT /v1/users/{username}/ {"email", "password"}`: the user themself or an admin. 204.
 async fn update(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    Caller(who): Caller,
     path: web::Path<String>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
     let username = path.into_inner();
-    let who = state.gate.identify(&req).await?;
     let Identity::User(me) = who else {
         return Err(AppError::unauthorized("Requires authorization"));
     };
@@ -99,7 +96,7 @@ async fn update(
         .index
         .clone()
         .ok_or_else(|| AppError::not_found("no index here"))?;
-    ix.run(move |ix| {
+    ix.write(move |ix| {
         if ix.user(&username)?.is_none() {
             return Err(AppError::not_found(format!("No such user: {username}")));
         }
@@ -115,6 +112,5 @@ async fn update(
         Ok(())
     })
     .await?;
-    ix.flush().await?;
     Ok(super::no_cache(HttpResponse::NoContent()).finish())
 }

@@ -307,3 +307,101 @@ impl Uploads {
         Ok(hasher.finish())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(parts: &[&'static [u8]]) -> futures::stream::Iter<std::vec::IntoIter<Result<Bytes, std::io::Error>>> {
+        let items: Vec<Result<Bytes, std::io::Error>> = parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
+        futures::stream::iter(items)
+    }
+
+    async fn uploads() -> (tempfile::TempDir, Storage, Uploads) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage = Storage::open_fs(dir.path()).await.expect("open");
+        let uploads = Uploads::new(storage.clone());
+        (dir, storage, uploads)
+    }
+
+    /// Chunks in order, a chunk that does not continue the upload (416, nothing written), then
+    /// a "restart" (a new `Uploads`: the running hash is gone) and the close.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn chunked_upload_survives_a_restart() {
+        let (_dir, storage, uploads) = uploads().await;
+        let repo = RepoName::parse("alice/app").expect("name");
+        let uuid = uploads.start(&repo, Algorithm::Sha256).await.expect("start");
+        let session = uploads.get(&repo, &uuid).await.expect("session");
+        {
+            let mut s = session.lock().await;
+            assert_eq!(
+                uploads
+                    .append(&mut s, Some((0, 2)), chunks(&[b"abc"]))
+                    .await
+                    .expect("chunk"),
+                3
+            );
+            let err = uploads
+                .append(&mut s, Some((10, 12)), chunks(&[b"xyz"]))
+                .await
+                .expect_err("out of order");
+            assert_eq!(err.kind, Kind::RangeNotSatisfiable);
+            assert_eq!(
+                uploads
+                    .append(&mut s, None, chunks(&[b"de", b"f"]))
+                    .await
+                    .expect("chunk"),
+                6
+            );
+        }
+        let other = RepoName::parse("carol/app").expect("name");
+        assert_eq!(
+            uploads.get(&other, &uuid).await.err().map(|e| e.kind),
+            Some(Kind::BlobUploadUnknown),
+            "a session belongs to its repository"
+        );
+
+        let restarted = Uploads::new(storage.clone());
+        let session = restarted.get(&repo, &uuid).await.expect("session after restart");
+        let mut s = session.lock().await;
+        assert_eq!(s.offset, 6);
+        let digest = Digest::sha256_of(b"abcdefgh");
+        restarted.append(&mut s, None, chunks(&[b"gh"])).await.expect("chunk");
+        assert_eq!(restarted.finish(&mut s, &digest).await.expect("close"), 8);
+        assert_eq!(storage.blob_size(&digest).await.expect("stat"), Some(8));
+        assert!(
+            storage.list(keys::UPLOADS).await.expect("list").is_empty(),
+            "session removed"
+        );
+    }
+
+    /// A wrong digest is DIGEST_INVALID and nothing reaches the blob store; idle sessions are
+    /// swept.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn wrong_digests_store_nothing_and_idle_sessions_go() {
+        let (_dir, storage, uploads) = uploads().await;
+        let repo = RepoName::parse("alice/app").expect("name");
+        let wrong = Digest::sha256_of(b"something else");
+        let err = uploads
+            .put_monolithic(&wrong, chunks(&[b"data"]))
+            .await
+            .expect_err("mismatch");
+        assert_eq!(err.kind, Kind::DigestInvalid);
+        assert_eq!(storage.blob_size(&wrong).await.expect("stat"), None);
+        assert_eq!(
+            storage.blob_size(&Digest::sha256_of(b"data")).await.expect("stat"),
+            None
+        );
+        assert!(
+            storage.walk(keys::TMP).await.expect("walk").is_empty(),
+            "temp data removed"
+        );
+
+        let uuid = uploads.start(&repo, Algorithm::Sha256).await.expect("start");
+        assert_eq!(uploads.sweep(3600).await.expect("sweep"), 0, "a fresh session stays");
+        // Everything is idle for longer than zero seconds once a second has passed.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        assert_eq!(uploads.sweep(0).await.expect("sweep"), 1);
+        assert!(uploads.get(&repo, &uuid).await.is_err());
+    }
+}
