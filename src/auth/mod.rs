@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod jwt;
 pub mod policy;
 pub mod remote;
+pub mod scopes;
 
 use crate::error::{AppError, AppResult};
 use crate::index::password;
