@@ -6,7 +6,6 @@
 use super::v1::images::LayerLink;
 use super::v2::manifest;
 use crate::digest::Digest;
-use crate::names::RepoName;
 use crate::storage::keys::{self, RepositoryEntry};
 use crate::storage::Storage;
 use std::collections::HashSet;
@@ -59,13 +58,12 @@ async fn mark(storage: &Storage) -> io::Result<HashSet<Digest>> {
             Some((_, RepositoryEntry::BlobLink(d))) => {
                 marked.insert(d);
             }
-            Some((name, RepositoryEntry::RevisionData(d))) => {
-                let Ok(repo) = RepoName::parse(name) else { continue };
+            Some((repo, RepositoryEntry::RevisionData(d))) => {
                 let found = storage
                     .get_many(vec![keys::revision_data(&repo, &d), keys::revision_type(&repo, &d)])
                     .await?;
                 let (Some(Some(body)), Some(Some(media_type))) = (found.first(), found.get(1)) else {
-                    log::debug!("gc: {name}: revision {d} incomplete, skipped");
+                    log::debug!("gc: {repo}: revision {d} incomplete, skipped");
                     continue;
                 };
                 if let Ok(parsed) = manifest::parse(body, &String::from_utf8_lossy(media_type)) {
@@ -81,7 +79,7 @@ async fn mark(storage: &Storage) -> io::Result<HashSet<Digest>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::names::{ImageId, TagName};
+    use crate::names::{ImageId, RepoName, TagName};
     use crate::registry::v2::repositories::{Reference, V2Repositories};
     use bytes::Bytes;
 

@@ -9,16 +9,18 @@
 //! images/<id>/{json,ancestry,layer,_checksum,_tarsum}       v1 image
 //! images/<id>/{_inprogress,_owner}                          v1 push state, first uploader
 //! images/<id>/_repos/<flat repo>                            v1 repositories holding the image
-//! repositories/<name>/_tags/<tag>                           v1 tag -> image id
-//! repositories/<name>/_tagjson/<tag>                        v1 tag metadata
-//! repositories/<name>/_images/<id>                          v1 membership
-//! repositories/<name>/_layers/<algo>/<hex>                  v2: the repository may serve a blob
-//! repositories/<name>/_manifests/revisions/<algo>/<hex>/{data,type}
-//! repositories/<name>/_manifests/tags/<tag>                 v2 tag -> digest
-//! repositories/<name>/_referrers/<algo>-<hex>/<algo>-<hex>  v2 referrer descriptors
+//! repositories/<flat>/_tags/<tag>                           v1 tag -> image id
+//! repositories/<flat>/_tagjson/<tag>                        v1 tag metadata
+//! repositories/<flat>/_images/<id>                          v1 membership
+//! repositories/<flat>/_layers/<algo>/<hex>                  v2: the repository may serve a blob
+//! repositories/<flat>/_manifests/revisions/<algo>/<hex>/{data,type}
+//! repositories/<flat>/_manifests/tags/<tag>                 v2 tag -> digest
+//! repositories/<flat>/_referrers/<algo>-<hex>/<algo>-<hex>  v2 referrer descriptors
 //! ```
-//! A repository's own entries all start with `_`, which no name component may: that is how a
-//! walk tells `a/b`'s data from the repository `a/b/c` below it.
+//! `<flat>` is the repository name with `/` written `+` (`alice+app`), one key component: no
+//! repository's keys are a prefix of another's, so removing `alice/app` can never touch
+//! `alice/app/sub` (layout 1 nested names, `repositories/alice/app/sub/...` inside
+//! `repositories/alice/app/`; see `layout`).
 
 use crate::digest::Digest;
 use crate::names::{ImageId, RepoName, TagName};
@@ -84,36 +86,37 @@ pub fn parse_image_layer(key: &str) -> Option<&str> {
 // ---- repositories ----
 
 pub fn repository(repo: &RepoName) -> String {
-    format!("{REPOSITORIES}/{repo}")
+    format!("{REPOSITORIES}/{}", repo.flat())
 }
 
 pub fn v1_tags(repo: &RepoName) -> String {
-    format!("{REPOSITORIES}/{repo}/_tags")
+    format!("{}/_tags", repository(repo))
 }
 
 pub fn v1_tag(repo: &RepoName, tag: &TagName) -> String {
-    format!("{REPOSITORIES}/{repo}/_tags/{tag}")
+    format!("{}/_tags/{tag}", repository(repo))
 }
 
 pub fn v1_tag_json(repo: &RepoName, tag: &TagName) -> String {
-    format!("{REPOSITORIES}/{repo}/_tagjson/{tag}")
+    format!("{}/_tagjson/{tag}", repository(repo))
 }
 
 pub fn v1_members(repo: &RepoName) -> String {
-    format!("{REPOSITORIES}/{repo}/_images")
+    format!("{}/_images", repository(repo))
 }
 
 pub fn v1_member(repo: &RepoName, id: &ImageId) -> String {
-    format!("{REPOSITORIES}/{repo}/_images/{id}")
+    format!("{}/_images/{id}", repository(repo))
 }
 
 pub fn blob_link(repo: &RepoName, d: &Digest) -> String {
-    format!("{REPOSITORIES}/{repo}/_layers/{}/{}", d.algorithm().name(), d.hex())
+    format!("{}/_layers/{}/{}", repository(repo), d.algorithm().name(), d.hex())
 }
 
 pub fn revision(repo: &RepoName, d: &Digest) -> String {
     format!(
-        "{REPOSITORIES}/{repo}/_manifests/revisions/{}/{}",
+        "{}/_manifests/revisions/{}/{}",
+        repository(repo),
         d.algorithm().name(),
         d.hex()
     )
@@ -129,11 +132,11 @@ pub fn revision_type(repo: &RepoName, d: &Digest) -> String {
 }
 
 pub fn v2_tags(repo: &RepoName) -> String {
-    format!("{REPOSITORIES}/{repo}/_manifests/tags")
+    format!("{}/_manifests/tags", repository(repo))
 }
 
 pub fn v2_tag(repo: &RepoName, tag: &TagName) -> String {
-    format!("{REPOSITORIES}/{repo}/_manifests/tags/{tag}")
+    format!("{}/_manifests/tags/{tag}", repository(repo))
 }
 
 fn flat(d: &Digest) -> String {
@@ -141,7 +144,7 @@ fn flat(d: &Digest) -> String {
 }
 
 pub fn referrers(repo: &RepoName, subject: &Digest) -> String {
-    format!("{REPOSITORIES}/{repo}/_referrers/{}", flat(subject))
+    format!("{}/_referrers/{}", repository(repo), flat(subject))
 }
 
 pub fn referrer(repo: &RepoName, subject: &Digest, d: &Digest) -> String {
@@ -160,11 +163,10 @@ pub enum RepositoryEntry<'a> {
 }
 
 /// Splits a key under `repositories/` into the repository's name and what the key holds.
-pub fn parse_repository_key(key: &str) -> Option<(&str, RepositoryEntry<'_>)> {
+pub fn parse_repository_key(key: &str) -> Option<(RepoName, RepositoryEntry<'_>)> {
     let rest = key.strip_prefix(REPOSITORIES)?.strip_prefix('/')?;
-    // The name ends where the first `_`-prefixed component starts.
-    let cut = rest.find("/_")?;
-    let (name, leaf) = (&rest[..cut], &rest[cut + 1..]);
+    let (flat, leaf) = rest.split_once('/')?;
+    let name = RepoName::from_flat(flat).filter(|n| n.flat() == flat)?;
     let parts: Vec<&str> = leaf.split('/').collect();
     let digest = |algo: &str, hex: &str| format!("{algo}:{hex}").parse::<Digest>().ok();
     let entry = match parts.as_slice() {
@@ -187,17 +189,24 @@ mod tests {
         assert_eq!(parse_blob(&blob(&d)), Some(d.clone()));
         assert_eq!(parse_blob("blobs/sha256/ab"), None);
         assert_eq!(
+            blob_link(&repo, &d),
+            format!("repositories/alice+app/_layers/sha256/{}", d.hex())
+        );
+        assert_eq!(
             parse_repository_key(&blob_link(&repo, &d)),
-            Some(("alice/app", RepositoryEntry::BlobLink(d.clone())))
+            Some((repo.clone(), RepositoryEntry::BlobLink(d.clone())))
         );
         assert_eq!(
             parse_repository_key(&revision_data(&repo, &d)),
-            Some(("alice/app", RepositoryEntry::RevisionData(d.clone())))
+            Some((repo.clone(), RepositoryEntry::RevisionData(d.clone())))
         );
         assert_eq!(
             parse_repository_key(&revision_type(&repo, &d)).map(|(n, _)| n),
-            Some("alice/app")
+            Some(repo.clone())
         );
+        // No repository's keys are a prefix of another's.
+        let sub = RepoName::parse("alice/app/sub").unwrap();
+        assert!(!repository(&sub).starts_with(&format!("{}/", repository(&repo))));
         let id = ImageId::parse(&"c".repeat(64)).unwrap();
         assert_eq!(parse_image_layer(&image(&id, "layer")), Some(id.as_str()));
         assert_eq!(parse_image_layer(&image(&id, "json")), None);

@@ -307,3 +307,36 @@ async fn private_repositories_collaborators_and_search() {
         (Some("alice"), Some("private"))
     );
 }
+
+/// A repository delete removes exactly the repository it names: `alice/app`'s delete leaves
+/// `alice/app/sub` whole, and deleting the absent `alice/app2`'s tags touches `alice/app2/sub`
+/// not at all (storage keys of one repository are never a prefix of another's).
+#[tokio::test]
+async fn repository_deletes_touch_only_the_repository_named() {
+    let s = Server::start("");
+    let (alice, _, _) = users(&s).await;
+    let api = Api::new(&s);
+    api.image(&alice, "alice/app", "v1", json!({})).await;
+    let child = api.image(&alice, "alice/app/sub", "v1", json!({})).await;
+    let lone = api.image(&alice, "alice/app2/sub", "v1", json!({})).await;
+    let c = client();
+    let del = |path: &str| {
+        c.delete(format!("{}{path}", s.url))
+            .header("Authorization", alice.as_str())
+            .send()
+    };
+    assert_eq!(del("/v1/repositories/alice/app2/tags").await.unwrap().status(), 404);
+    assert_eq!(del("/v1/repositories/alice/app/").await.unwrap().status(), 200);
+    ok(
+        &api.get("/v2/alice/app/manifests/v1", None).await,
+        404,
+        "the deleted repository",
+    );
+    for (repo, pushed) in [("alice/app/sub", &child), ("alice/app2/sub", &lone)] {
+        let g = api.get(&format!("/v2/{repo}/manifests/v1"), None).await;
+        ok(&g, 200, repo);
+        assert_eq!(g.body, pushed.body, "{repo} intact");
+    }
+    let catalog = api.get("/v2/_catalog", None).await.json();
+    assert_eq!(catalog["repositories"], json!(["alice/app/sub", "alice/app2/sub"]));
+}

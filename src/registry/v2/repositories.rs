@@ -252,12 +252,12 @@ impl V2Repositories {
     /// index).
     pub async fn names(&self) -> AppResult<Vec<RepoName>> {
         let mut names = BTreeSet::new();
-        for key in self.storage.walk(keys::REPOSITORIES).await? {
-            if let Some((name, _)) = keys::parse_repository_key(&key) {
-                names.insert(name.to_string());
+        for entry in self.storage.list(keys::REPOSITORIES).await? {
+            if let Some(name) = RepoName::from_flat(&entry).filter(|n| n.flat() == entry) {
+                names.insert(name);
             }
         }
-        Ok(names.iter().filter_map(|n| RepoName::parse(n).ok()).collect())
+        Ok(names.into_iter().collect())
     }
 }
 
