@@ -198,3 +198,35 @@ async fn manifests_of_every_media_type_by_tag_and_digest() {
         assert_eq!(g.status, 404, "{path}: {}", g.text());
     }
 }
+
+/// A layer file shorter than its recorded size (disk corruption, a truncated copy) is refused
+/// with a JSON 500 before any byte is mapped; mapping it would kill the whole server (SIGBUS),
+/// and the server goes on serving.
+#[tokio::test]
+async fn a_truncated_blob_file_is_an_error_not_a_crash() {
+    let s = Server::start("");
+    s.register("alice", "secret1").await;
+    let mut images = chain(2);
+    images[1].layer = gzip_tar(&[("big".into(), random_bytes(3 << 20))]);
+    push_13(&s.url, "alice", "secret1", "alice/app", &images, "latest").await;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(blob_file(&s, &sha256(&images[1].layer)))
+        .expect("layer file");
+    file.set_len(4096).expect("truncate");
+    let c = client();
+    let r = c
+        .get(format!("{}/v1/images/{}/layer", s.url, images[1].id))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 500);
+    assert!(body_json(r).await["error"].is_string());
+    let r = c
+        .get(format!("{}/v1/images/{}/layer", s.url, images[0].id))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200, "the server still serves");
+    assert_eq!(r.bytes().await.expect("body").to_vec(), images[0].layer);
+}

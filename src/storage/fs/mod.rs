@@ -191,8 +191,10 @@ impl Driver for FsDriver {
 
     async fn read(&self, key: &str, offset: u64, len: u64) -> io::Result<ByteStream> {
         let path = self.path(key)?;
-        let file = self.blocking(move |_| fs::File::open(path)).await?;
-        Ok(Box::pin(reader::FileStream::new(file, offset, len)))
+        let stream = self
+            .blocking(move |_| reader::FileStream::new(fs::File::open(path)?, offset, len))
+            .await?;
+        Ok(Box::pin(stream))
     }
 
     async fn writer(&self, key: &str, append: bool, hashers: Vec<Hasher>) -> io::Result<Box<dyn Sink>> {

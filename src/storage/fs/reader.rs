@@ -1,51 +1,69 @@
-//! Streaming reads of stored files: one blocking thread maps the file window by window (1 MiB)
-//! and hands each window to the response as `Bytes` through a small bounded channel. The socket
-//! write then copies straight from the page cache, once, as sendfile would (a `read` into a
-//! buffer would copy every byte twice); each window is unmapped as soon as it has been sent, so
-//! memory stays bounded per download whatever the file size. The thread starts on first poll.
+//! Streaming reads of stored files, window by window (1 MiB). Each window is mapped on the
+//! blocking pool and handed to the response as `Bytes`; the socket write then copies straight
+//! from the page cache, once, as sendfile would (a `read` into a buffer would copy every byte
+//! twice). Each window is unmapped as soon as it has been sent.
+//!
+//! No thread is held between windows: a window is prepared by a short blocking task when the
+//! response asks for data, plus one window ahead so the disk and the socket overlap. A client
+//! that stops reading therefore holds at most two mapped windows and no thread, however long it
+//! stalls.
 
 use bytes::{Bytes, BytesMut};
 use futures::Stream;
 use std::fs::File;
+use std::future::Future;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 const WINDOW: u64 = 1 << 20;
-const IN_FLIGHT: usize = 2;
 
 pub struct FileStream {
-    file: Option<File>,
+    file: Arc<File>,
+    /// Where the next window to prepare starts, and how much is left after it.
     offset: u64,
-    len: u64,
-    rx: Option<mpsc::Receiver<io::Result<Bytes>>>,
+    left: u64,
+    /// The window being prepared (the next one to send).
+    pending: Option<JoinHandle<io::Result<Bytes>>>,
+    failed: bool,
 }
 
 impl FileStream {
-    /// Streams `len` bytes of `file` starting at `offset`.
-    pub fn new(file: File, offset: u64, len: u64) -> FileStream {
-        FileStream {
-            file: Some(file),
-            offset,
-            len,
-            rx: None,
+    /// Streams `len` bytes of `file` starting at `offset`. The file must hold them: a file
+    /// shorter than that (a truncated or corrupt blob) is refused here, because touching mapped
+    /// pages past its end would kill the process with SIGBUS.
+    pub fn new(file: File, offset: u64, len: u64) -> io::Result<FileStream> {
+        let size = file.metadata()?.len();
+        if offset.checked_add(len).is_none_or(|end| end > size) {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("stored file has {size} bytes, {len} asked from {offset}"),
+            ));
         }
+        Ok(FileStream {
+            file: Arc::new(file),
+            offset,
+            left: len,
+            pending: None,
+            failed: false,
+        })
     }
-}
 
-fn read_loop(file: File, mut offset: u64, mut left: u64, tx: mpsc::Sender<io::Result<Bytes>>) {
-    while left > 0 {
-        let want = left.min(WINDOW);
-        let result = map_window(&file, offset, want).or_else(|_| read_window(&file, offset, want));
-        let failed = result.is_err();
-        // The receiver is gone when the client hung up: stop reading.
-        if tx.blocking_send(result).is_err() || failed {
+    /// Starts preparing the next window, if any is left.
+    fn prepare_next(&mut self) {
+        if self.left == 0 || self.pending.is_some() {
             return;
         }
-        offset += want;
-        left -= want;
+        let want = self.left.min(WINDOW);
+        let (file, offset) = (self.file.clone(), self.offset);
+        self.pending = Some(tokio::task::spawn_blocking(move || {
+            map_window(&file, offset, want).or_else(|_| read_window(&file, offset, want))
+        }));
+        self.offset += want;
+        self.left -= want;
     }
 }
 
@@ -54,8 +72,9 @@ fn map_window(file: &File, offset: u64, len: u64) -> io::Result<Bytes> {
     let len = usize::try_from(len).map_err(io::Error::other)?;
     // SAFETY: stored files (blobs and layers) are immutable: they are written to a temp file,
     // fsynced and renamed into place, and never opened for writing or truncated afterwards
-    // (garbage collection only unlinks them, which leaves a mapping intact). So the mapped bytes
-    // cannot change or disappear while the `Bytes` that owns the mapping is alive.
+    // (garbage collection only unlinks them, which leaves a mapping intact); `FileStream::new`
+    // checked that the file holds every byte asked for. So the mapped bytes cannot change or
+    // disappear while the `Bytes` that owns the mapping is alive.
     let map = unsafe {
         memmap2::MmapOptions::new()
             .offset(offset)
@@ -90,18 +109,60 @@ impl Stream for FileStream {
     type Item = io::Result<Bytes>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.rx.is_none() {
-            let Some(file) = self.file.take() else {
-                return Poll::Ready(None);
-            };
-            let (tx, rx) = mpsc::channel(IN_FLIGHT);
-            let (offset, len) = (self.offset, self.len);
-            tokio::task::spawn_blocking(move || read_loop(file, offset, len, tx));
-            self.rx = Some(rx);
+        if self.failed {
+            return Poll::Ready(None);
         }
-        match self.rx.as_mut() {
-            Some(rx) => rx.poll_recv(cx),
-            None => Poll::Ready(None),
+        self.prepare_next();
+        let Some(pending) = self.pending.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let window = match Pin::new(pending).poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(joined) => joined.unwrap_or_else(|e| Err(io::Error::other(e))),
+        };
+        self.pending = None;
+        match window {
+            Ok(bytes) => {
+                // One window ahead: it is read while this one goes out.
+                self.prepare_next();
+                Poll::Ready(Some(Ok(bytes)))
+            }
+            Err(e) => {
+                self.failed = true;
+                Poll::Ready(Some(Err(e)))
+            }
         }
+    }
+}
+
+impl Drop for FileStream {
+    fn drop(&mut self) {
+        // A client that hung up: the window being prepared is not wanted any more.
+        if let Some(pending) = self.pending.take() {
+            pending.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    /// A file shorter than the range asked for is refused before anything is mapped (mapping
+    /// it would raise SIGBUS on the missing pages).
+    #[tokio::test]
+    async fn a_short_file_is_refused_before_mapping() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("blob");
+        std::fs::write(&path, vec![1u8; 100]).expect("write");
+        let open = || File::open(&path).expect("open");
+        assert!(FileStream::new(open(), 0, 101).is_err());
+        assert!(FileStream::new(open(), 90, 11).is_err());
+        assert!(FileStream::new(open(), u64::MAX, 2).is_err());
+        let mut s = FileStream::new(open(), 90, 10).expect("in range");
+        let got = s.next().await.expect("one window").expect("bytes");
+        assert_eq!(got.as_ref(), &[1u8; 10]);
+        assert!(s.next().await.is_none());
     }
 }
