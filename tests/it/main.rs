@@ -7,6 +7,7 @@ mod cli;
 mod delegated;
 mod durability;
 mod gc;
+mod hardening;
 mod ui;
 mod v1_errors;
 mod v1_flows;

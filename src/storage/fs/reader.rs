@@ -6,7 +6,8 @@
 //! No thread is held between windows: a window is prepared by a short blocking task when the
 //! response asks for data, plus one window ahead so the disk and the socket overlap. A client
 //! that stops reading therefore holds at most two mapped windows and no thread, however long it
-//! stalls.
+//! stalls. At most `PREPARING` windows are prepared at once, server-wide, so a crowd of
+//! downloads starting together cannot fill the blocking pool with threads either.
 
 use bytes::{Bytes, BytesMut};
 use futures::Stream;
@@ -20,6 +21,9 @@ use std::task::{Context, Poll};
 use tokio::task::JoinHandle;
 
 const WINDOW: u64 = 1 << 20;
+/// Windows being mapped at once, across all downloads.
+const PREPARING: usize = 16;
+static PREPARE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(PREPARING);
 
 pub struct FileStream {
     file: Arc<File>,
@@ -59,8 +63,13 @@ impl FileStream {
         }
         let want = self.left.min(WINDOW);
         let (file, offset) = (self.file.clone(), self.offset);
-        self.pending = Some(tokio::task::spawn_blocking(move || {
-            map_window(&file, offset, want).or_else(|_| read_window(&file, offset, want))
+        self.pending = Some(tokio::spawn(async move {
+            let _turn = PREPARE.acquire().await.map_err(io::Error::other)?;
+            tokio::task::spawn_blocking(move || {
+                map_window(&file, offset, want).or_else(|_| read_window(&file, offset, want))
+            })
+            .await
+            .map_err(io::Error::other)?
         }));
         self.offset += want;
         self.left -= want;
