@@ -18,6 +18,12 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Serve the registry API (v1 images/tags, v2). false = an index-only process.
     pub registry: bool,
+    /// The URL clients reach this server at (`https://registry.lan`), for token realms and
+    /// `X-Docker-Endpoints`; empty = from the request's `Host`, checked to be a plain host.
+    pub public_url: String,
+    /// Honour `X-Forwarded-Host` / `X-Forwarded-Proto` / `Forwarded` (only behind a proxy that
+    /// sets them; otherwise any client could choose the realm it is sent to).
+    pub trust_forwarded_headers: bool,
     pub index: IndexConfig,
     pub storage: StorageConfig,
     pub delegate: DelegateConfig,
@@ -105,6 +111,8 @@ impl Default for Config {
             index_endpoint: String::new(),
             data_dir: PathBuf::from("./data"),
             registry: true,
+            public_url: String::new(),
+            trust_forwarded_headers: false,
             index: IndexConfig::default(),
             storage: StorageConfig::default(),
             delegate: DelegateConfig::default(),
@@ -227,6 +235,16 @@ impl Config {
                 "index.endpoints",
                 "an index-only process (registry = false) must list the registries holding the data",
             ));
+        }
+        let url = self.public_url.trim_end_matches('/');
+        if !url.is_empty() {
+            let host = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+            if !host.is_some_and(crate::names::valid_host) {
+                return Err(invalid(
+                    "public_url",
+                    format!("{url:?} must be http:// or https:// and a host[:port], like https://registry.lan"),
+                ));
+            }
         }
         if self.index.token_ttl_secs == 0 {
             return Err(invalid("index.token_ttl_secs", "must be at least 1"));

@@ -219,3 +219,54 @@ mod tests {
         assert!(!valid_username("library"));
     }
 }
+
+/// A host as a client may name this server in `Host`: a DNS name or IPv4 address, or a
+/// bracketed IPv6 address, with an optional port. Nothing that could break out of a quoted
+/// header value or a URL.
+pub fn valid_host(host: &str) -> bool {
+    let (name, port) = match host.rsplit_once(':') {
+        Some((n, p)) if !n.ends_with(':') && !p.contains(']') => (n, Some(p)),
+        _ => (host, None),
+    };
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    let name_ok = if let Some(v6) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        !v6.is_empty() && v6.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+    } else {
+        !name.is_empty()
+            && name.len() <= 253
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+    };
+    port_ok && name_ok
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::valid_host;
+
+    #[test]
+    fn hosts() {
+        for ok in [
+            "localhost",
+            "registry.lan:5000",
+            "10.0.0.1:80",
+            "[::1]:5000",
+            "[fe80::1]",
+        ] {
+            assert!(valid_host(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "evil.com\",service=\"x",
+            "a b",
+            "host:",
+            "host:99999a",
+            "a/b",
+            "[::1",
+            "h:1:2",
+        ] {
+            assert!(!valid_host(bad), "{bad}");
+        }
+    }
+}

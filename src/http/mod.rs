@@ -30,9 +30,27 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
     HttpResponse::NotFound().json(serde_json::json!({ "error": format!("Not found: {} {}", req.method(), req.path()) }))
 }
 
-/// The host the client used to reach us (for `X-Docker-Endpoints` and v2 token realms).
-pub fn request_host(req: &HttpRequest) -> String {
-    req.connection_info().host().to_string()
+/// Where clients reach this server, as `(scheme, host)`, for token realms and
+/// `X-Docker-Endpoints`: `public_url` when configured; else the forwarded headers when the
+/// operator trusts them; else the request's own `Host`, when it is a plain host, and otherwise
+/// the address the request came in on. A client therefore cannot put its own text into a
+/// challenge or send others to a realm of its choosing.
+pub fn public_origin(config: &crate::config::Config, req: &HttpRequest) -> (String, String) {
+    let url = config.public_url.trim_end_matches('/');
+    if let Some((scheme, host)) = url.split_once("://") {
+        return (scheme.to_string(), host.to_string());
+    }
+    if config.trust_forwarded_headers {
+        let info = req.connection_info();
+        if crate::names::valid_host(info.host()) {
+            return (info.scheme().to_string(), info.host().to_string());
+        }
+    }
+    let host = header_str(req, "host")
+        .filter(|h| crate::names::valid_host(h))
+        .map(str::to_string)
+        .unwrap_or_else(|| req.app_config().local_addr().to_string());
+    ("http".to_string(), host)
 }
 
 pub fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {

@@ -46,3 +46,76 @@ async fn stalled_downloads_hold_no_threads() {
     );
     drop(stalled);
 }
+
+/// The response head of one raw request (no client normalises our hostile headers).
+fn raw_head(addr: &str, request: &str) -> String {
+    use std::io::Read;
+    let mut sock = std::net::TcpStream::connect(addr).expect("connect");
+    sock.write_all(request.as_bytes()).expect("send");
+    let mut out = String::new();
+    let _ = sock.read_to_string(&mut out);
+    out.split("\r\n\r\n").next().unwrap_or_default().to_string()
+}
+
+fn header_of(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+    })
+}
+
+/// The token realm and `X-Docker-Endpoints` never carry a client's text: a `Host` that is not a
+/// plain host is replaced by the server's own address, `X-Forwarded-*` counts only when the
+/// operator trusts a proxy, and `public_url` wins over both.
+#[tokio::test]
+async fn realms_never_reflect_hostile_hosts() {
+    let s = Server::start("");
+    let ask =
+        |host: &str, extra: &str| format!("GET /v2/ HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n");
+    let realm = |head: &str| header_of(head, "www-authenticate").expect("challenge");
+    let hostile = realm(&raw_head(&s.addr, &ask("evil.com\",service=\"x", "")));
+    assert_eq!(
+        hostile,
+        format!("Bearer realm=\"http://{}/v2/token\",service=\"skiff\"", s.addr)
+    );
+    let forwarded = realm(&raw_head(
+        &s.addr,
+        &ask("reg.lan:5000", "X-Forwarded-Host: evil.com\r\n"),
+    ));
+    assert_eq!(
+        forwarded,
+        "Bearer realm=\"http://reg.lan:5000/v2/token\",service=\"skiff\""
+    );
+    let head = raw_head(
+        &s.addr,
+        "PUT /v1/repositories/alice/app/ HTTP/1.1\r\nHost: a b\r\nContent-Length: 2\r\nConnection: close\r\n\r\n[]",
+    );
+    assert!(!head.contains("a b"), "{head}");
+
+    let proxied = Server::start("trust_forwarded_headers = true");
+    let via = realm(&raw_head(
+        &proxied.addr,
+        &ask(
+            "internal:5000",
+            "X-Forwarded-Host: reg.example.com\r\nX-Forwarded-Proto: https\r\n",
+        ),
+    ));
+    assert_eq!(
+        via,
+        "Bearer realm=\"https://reg.example.com/v2/token\",service=\"skiff\""
+    );
+
+    let public = Server::start("public_url = \"https://registry.example.com/\"");
+    let fixed = realm(&raw_head(
+        &public.addr,
+        &ask("other:1", "X-Forwarded-Host: evil.com\r\n"),
+    ));
+    assert_eq!(
+        fixed,
+        "Bearer realm=\"https://registry.example.com/v2/token\",service=\"skiff\""
+    );
+    let dir = tempfile::tempdir().unwrap();
+    Server::write_config(dir.path(), "public_url = \"https://a b\"");
+    let (ok, _, err) = cli(dir.path(), &["config", "check"], "");
+    assert!(!ok && err.contains("public_url"), "a bad public_url is refused: {err}");
+}

@@ -5,7 +5,7 @@ use super::{json, ok_true};
 use crate::auth::Identity;
 use crate::error::{AppError, AppResult};
 use crate::http::access::{Delete, IndexRole, Pull, Push, V1Access};
-use crate::http::{header_str, request_host};
+use crate::http::{header_str, public_origin};
 use crate::index::{Access, ImageEntry, Index};
 use crate::names::{ImageId, RepoName};
 use crate::state::AppState;
@@ -57,7 +57,10 @@ async fn index_answer(
     status: StatusCode,
 ) -> AppResult<HttpResponseBuilder> {
     let mut b = super::no_cache(HttpResponse::build(status));
-    b.insert_header(("X-Docker-Endpoints", state.endpoints(&request_host(req))));
+    b.insert_header((
+        "X-Docker-Endpoints",
+        state.endpoints(&public_origin(&state.config, req).1),
+    ));
     if wants_token(req) {
         let (name, user, ttl) = (
             repo.clone(),

@@ -66,8 +66,8 @@ impl Name {
 /// `Bearer realm=...,service=...[,scope=...]`: where to get a token, and for what.
 pub fn challenge(state: &AppState, req: &HttpRequest, scope: Option<String>, error: Option<&str>) -> String {
     let realm = if state.config.standalone {
-        let info = req.connection_info();
-        format!("{}://{}/v2/token", info.scheme(), info.host())
+        let (scheme, host) = crate::http::public_origin(&state.config, req);
+        format!("{scheme}://{host}/v2/token")
     } else {
         format!("{}/v2/token", state.config.index_endpoint.trim_end_matches('/'))
     };
