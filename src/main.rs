@@ -146,6 +146,9 @@ fn gc(config: Config, dry_run: bool) -> Result<(), String> {
             .await
             .map_err(|e| format!("gc failed: {e}"))
     })?;
+    for m in &report.unparsable {
+        eprintln!("skiff: gc: manifest {m} does not parse: kept every blob it names; check it");
+    }
     println!(
         "{} {} blobs ({} bytes), kept {}",
         if dry_run { "would remove" } else { "removed" },

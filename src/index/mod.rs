@@ -26,6 +26,9 @@ pub struct Index {
     /// Every repository record without its image list, in name order: what search and the
     /// catalog scan. Rebuilt on the first read after any repository write.
     listing: std::sync::Arc<std::sync::RwLock<Option<std::sync::Arc<Vec<Repo>>>>>,
+    /// Bumped by every repository write, so a listing read before a write is never kept after
+    /// it.
+    listing_generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Held while any handle is alive: one process per index.
     _lock: std::sync::Arc<crate::storage::local::LockFile>,
 }
@@ -34,6 +37,8 @@ pub struct Index {
 pub enum OpenError {
     #[error("the index database {0} is in use by another process (is `skiff serve` running? stop it first, or use its HTTP API)")]
     Locked(String),
+    #[error("the index database {0} has schema version {1}, and this Skiff knows version {SCHEMA_VERSION} only: run the Skiff that wrote it (or a newer one)")]
+    Schema(String, u64),
     #[error("cannot open the index database {0}: {1}")]
     Other(String, #[source] sled::Error),
 }
@@ -60,11 +65,23 @@ impl Index {
             db: db.clone(),
             pbkdf2_rounds,
             listing: Default::default(),
+            listing_generation: Default::default(),
             _lock: std::sync::Arc::new(lock),
         };
         let meta = open("meta")?;
-        meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())
-            .map_err(|e| OpenError::Other(shown.clone(), e))?;
+        let stored = meta
+            .get("schema_version")
+            .map_err(|e| OpenError::Other(shown.clone(), e))?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(u64::from_be_bytes);
+        match stored {
+            Some(v) if v == SCHEMA_VERSION => {}
+            Some(v) => return Err(OpenError::Schema(shown, v)),
+            None => {
+                meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())
+                    .map_err(|e| OpenError::Other(shown.clone(), e))?;
+            }
+        }
         Ok(index)
     }
 
@@ -110,4 +127,26 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> AppResult<T> {
 
 fn encode<T: serde::Serialize>(value: &T) -> AppResult<Vec<u8>> {
     serde_json::to_vec(value).map_err(AppError::internal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database written by another schema is refused with a message that says so, and a
+    /// second process is refused while the first holds the index.
+    #[test]
+    fn schema_and_lock_are_checked_at_open() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("v1");
+        let index = Index::open(&path, 10_000).expect("open");
+        assert!(matches!(Index::open(&path, 10_000), Err(OpenError::Locked(_))));
+        let meta = index.db.open_tree("meta").expect("meta");
+        meta.insert("schema_version", &99u64.to_be_bytes()).expect("write");
+        index.db.flush().expect("flush");
+        drop((meta, index));
+        let err = Index::open(&path, 10_000).err().expect("refused");
+        assert!(matches!(err, OpenError::Schema(_, 99)), "{err}");
+        assert!(err.to_string().contains("schema version 99"), "{err}");
+    }
 }

@@ -137,23 +137,84 @@ impl Index {
     /// and the catalog read this on every request, and decoding 10,000 records each time would
     /// cost milliseconds and megabytes per request.
     pub fn listing(&self) -> AppResult<std::sync::Arc<Vec<Repo>>> {
+        use std::sync::atomic::Ordering;
         if let Some(l) = self.listing.read().ok().and_then(|g| g.clone()) {
             return Ok(l);
         }
+        let generation = self.listing_generation.load(Ordering::SeqCst);
         let mut all = self.repos()?;
         for r in &mut all {
             r.images = Vec::new();
         }
         let all = std::sync::Arc::new(all);
         if let Ok(mut slot) = self.listing.write() {
-            *slot = Some(all.clone());
+            // A write since the scan began may be missing from it: serve it this once, keep
+            // nothing (the write lock orders this check with `forget_listing`).
+            if self.listing_generation.load(Ordering::SeqCst) == generation {
+                *slot = Some(all.clone());
+            }
         }
         Ok(all)
     }
 
     fn forget_listing(&self) {
         if let Ok(mut slot) = self.listing.write() {
+            self.listing_generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             *slot = None;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writers flipping visibility while readers rebuild the listing: once the writers stop,
+    /// the listing shows the last write (a copy scanned before a write is never kept after it).
+    #[test]
+    fn the_listing_never_keeps_a_stale_copy() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let index = Index::open(&dir.path().join("v1"), 10_000).expect("open");
+        let names: Vec<RepoName> = (0..20)
+            .map(|i| RepoName::parse(&format!("alice/app{i}")).expect("name"))
+            .collect();
+        for n in &names {
+            index.ensure_repo(n, "alice").expect("create");
+        }
+        std::thread::scope(|s| {
+            for w in 0..2 {
+                let (index, names) = (&index, &names);
+                s.spawn(move || {
+                    for round in 0..200 {
+                        let n = &names[(round * 7 + w) % names.len()];
+                        index
+                            .upsert_repo(n, "alice", |r| r.private = round % 2 == 0)
+                            .expect("write");
+                    }
+                });
+            }
+            for _ in 0..2 {
+                let index = &index;
+                s.spawn(move || {
+                    for _ in 0..400 {
+                        index.listing().expect("listing");
+                    }
+                });
+            }
+        });
+        let listed: Vec<(String, bool)> = index
+            .listing()
+            .expect("listing")
+            .iter()
+            .map(|r| (r.name.clone(), r.private))
+            .collect();
+        let stored: Vec<(String, bool)> = index
+            .repos()
+            .expect("repos")
+            .iter()
+            .map(|r| (r.name.clone(), r.private))
+            .collect();
+        assert_eq!(listed, stored);
     }
 }

@@ -16,11 +16,14 @@ pub struct Report {
     pub kept: usize,
     pub removed: usize,
     pub removed_bytes: u64,
+    /// Stored manifests that do not parse (`repo@digest`): every digest written in them was
+    /// kept, since what they reference cannot be known exactly.
+    pub unparsable: Vec<String>,
 }
 
 pub async fn collect(storage: &Storage, dry_run: bool) -> io::Result<Report> {
-    let marked = mark(storage).await?;
     let mut report = Report::default();
+    let marked = mark(storage, &mut report).await?;
     for key in storage.walk(keys::BLOBS).await? {
         let Some(digest) = keys::parse_blob(&key) else {
             continue;
@@ -39,7 +42,7 @@ pub async fn collect(storage: &Storage, dry_run: bool) -> io::Result<Report> {
     Ok(report)
 }
 
-async fn mark(storage: &Storage) -> io::Result<HashSet<Digest>> {
+async fn mark(storage: &Storage, report: &mut Report) -> io::Result<HashSet<Digest>> {
     let mut marked = HashSet::new();
     // v1 image layers.
     for key in storage.walk(keys::IMAGES).await? {
@@ -66,14 +69,37 @@ async fn mark(storage: &Storage) -> io::Result<HashSet<Digest>> {
                     log::debug!("gc: {repo}: revision {d} incomplete, skipped");
                     continue;
                 };
-                if let Ok(parsed) = manifest::parse(body, &String::from_utf8_lossy(media_type)) {
-                    marked.extend(parsed.blobs);
+                match manifest::parse(body, &String::from_utf8_lossy(media_type)) {
+                    Ok(parsed) => marked.extend(parsed.blobs),
+                    Err(e) => {
+                        log::warn!("gc: {repo}@{d} does not parse ({e}): keeping every blob it names");
+                        marked.extend(digests_in(body));
+                        report.unparsable.push(format!("{repo}@{d}"));
+                    }
                 }
             }
             _ => {}
         }
     }
     Ok(marked)
+}
+
+/// Every well-formed digest written anywhere in `text`.
+fn digests_in(text: &[u8]) -> Vec<Digest> {
+    let text = String::from_utf8_lossy(text);
+    let mut out = Vec::new();
+    for (prefix, len) in [("sha256:", 64), ("sha512:", 128)] {
+        for (at, _) in text.match_indices(prefix) {
+            let hex = &text[at + prefix.len()..];
+            let end = hex.find(|c: char| !c.is_ascii_hexdigit()).unwrap_or(hex.len());
+            if end == len {
+                if let Ok(d) = format!("{prefix}{}", &hex[..len]).parse() {
+                    out.push(d);
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -153,5 +179,18 @@ mod tests {
             assert!(storage.blob_size(kept).await.expect("stat").is_some(), "{kept} kept");
         }
         assert_eq!(collect(&storage, false).await.expect("again").removed, 0);
+
+        // A stored manifest that no longer parses: the blobs it names are kept, and reported.
+        let other = put_blob(&storage, b"named by a broken manifest").await;
+        let broken = format!("{{\"schemaVersion\": 2, \"layers\": [{{\"digest\": \"{other}\"}}");
+        let broken_digest = Digest::sha256_of(broken.as_bytes());
+        repos
+            .put_manifest(&repo, &broken_digest, manifest::OCI_MANIFEST, Bytes::from(broken))
+            .await
+            .expect("store");
+        let report = collect(&storage, false).await.expect("gc");
+        assert_eq!(report.unparsable, vec![format!("alice/data@{broken_digest}")]);
+        assert_eq!(report.removed, 0);
+        assert!(storage.blob_size(&other).await.expect("stat").is_some(), "kept");
     }
 }

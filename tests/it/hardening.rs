@@ -119,3 +119,18 @@ async fn realms_never_reflect_hostile_hosts() {
     let (ok, _, err) = cli(dir.path(), &["config", "check"], "");
     assert!(!ok && err.contains("public_url"), "a bad public_url is refused: {err}");
 }
+
+/// Search paging with a page number near the top of the integer range: an empty page, not an
+/// overflow.
+#[tokio::test]
+async fn search_pages_never_overflow() {
+    let s = Server::start("");
+    let r = client()
+        .get(format!("{}/v1/search?q=&n=100&page={}", s.url, u64::MAX))
+        .send()
+        .await
+        .expect("search");
+    assert_eq!(r.status(), 200);
+    let body = body_json(r).await;
+    assert_eq!(body["results"], serde_json::json!([]));
+}

@@ -40,7 +40,7 @@ async fn search(state: web::Data<AppState>, Caller(who): Caller, query: web::Que
     let num_pages = total.div_ceil(page_size).max(1);
     let results: Vec<_> = hits
         .into_iter()
-        .skip((page - 1) * page_size)
+        .skip((page - 1).saturating_mul(page_size))
         .take(page_size)
         .map(|r| {
             serde_json::json!({

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use std::fs::{self, OpenOptions};
 use std::io::{self, IoSlice, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -37,14 +38,25 @@ pub struct BlobSink {
     hashers: Vec<JoinHandle<Hasher>>,
     /// A fresh temp file is removed if the sink is dropped before `finish`.
     remove_on_drop: bool,
+    /// Set by `finish`: the writer thread keeps the file. Otherwise (a fresh file dropped or
+    /// aborted) the thread removes it when it ends, also when the drop came before the thread
+    /// had even created it.
+    keep: Arc<AtomicBool>,
 }
 
 impl BlobSink {
     /// `append`: continue an existing file (resumable uploads); otherwise create it.
     pub fn start(path: PathBuf, append: bool, hashers: Vec<Hasher>) -> BlobSink {
         let (to_file, file_rx) = mpsc::channel::<Batch>(IN_FLIGHT);
-        let p = path.clone();
-        let writer = tokio::task::spawn_blocking(move || write_loop(&p, append, file_rx));
+        let (p, keep) = (path.clone(), Arc::new(AtomicBool::new(append)));
+        let k = keep.clone();
+        let writer = tokio::task::spawn_blocking(move || {
+            let result = write_loop(&p, append, file_rx);
+            if !k.load(Ordering::SeqCst) {
+                let _ = fs::remove_file(&p);
+            }
+            result
+        });
         let mut consumers = vec![to_file];
         let hashers = hashers
             .into_iter()
@@ -62,6 +74,7 @@ impl BlobSink {
             writer: Some(writer),
             hashers,
             remove_on_drop: !append,
+            keep,
         }
     }
 
@@ -119,6 +132,7 @@ impl Sink for BlobSink {
     async fn finish(mut self: Box<Self>) -> io::Result<WriteOutcome> {
         // A failure here shows up as the writer's error below.
         let _ = self.dispatch().await;
+        self.keep.store(true, Ordering::SeqCst);
         let (written, hashers) = self.close().await;
         let written = written?;
         self.remove_on_drop = false;
@@ -262,6 +276,19 @@ mod tests {
         let out = sink.finish().await.expect("finish");
         assert_eq!(out.written, 3);
         assert_eq!(fs::read(&path).expect("read"), b"abcdef");
+
+        // Dropped before its thread even created the file: the thread removes what it creates.
+        for i in 0..50 {
+            let early = dir.path().join(format!("early{i}"));
+            drop(Box::new(BlobSink::start(early, false, vec![])));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .expect("list")
+            .filter_map(|e| e.ok()?.file_name().to_str().map(str::to_string))
+            .filter(|n| n.starts_with("early"))
+            .collect();
+        assert!(left.is_empty(), "temp files left behind: {left:?}");
 
         let fresh = dir.path().join("fresh");
         let mut sink = Box::new(BlobSink::start(fresh.clone(), false, vec![]));
