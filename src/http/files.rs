@@ -1,8 +1,10 @@
 //! Serving stored blobs (v1 layers, v2 blobs) with `Range`, parsed and answered with actix-web's
-//! own `Range` / `ContentRange` types: one satisfiable range gets 206 and `Content-Range`, an
-//! unsatisfiable one 416 with `Content-Range: bytes */size`, a malformed header is ignored
-//! (RFC 9110 §14.2). Docker 1.x resumes with `bytes=<received>-<total>`, one past the last
-//! byte; the end is clamped to the size, as the RFC says.
+//! own `Range` / `ContentRange` types: one satisfiable range gets 206 and `Content-Range`; a
+//! `bytes` range that is unsatisfiable or invalid (`bytes=500-0`) gets 416 with
+//! `Content-Range: bytes */size`, as RFC 9110 §14.2 says a server should (and the OCI
+//! conformance suite checks); another range unit is ignored. Docker 1.x resumes with
+//! `bytes=<received>-<total>`, one past the last byte; the end is clamped to the size, as the
+//! RFC says.
 
 use crate::digest::Digest;
 use crate::error::AppResult;
@@ -26,10 +28,17 @@ fn wanted(req: &HttpRequest, size: u64) -> Wanted {
     match Range::parse(req) {
         Ok(Range::Bytes(specs)) => match specs.first().map(|s| s.to_satisfiable_range(size)) {
             Some(Some((start, end))) => Wanted::Part { start, end },
-            Some(None) => Wanted::Unsatisfiable,
-            None => Wanted::All,
+            _ => Wanted::Unsatisfiable,
         },
-        _ => Wanted::All,
+        Ok(Range::Unregistered(..)) => Wanted::All,
+        // actix drops invalid specs; a `bytes` range left with none was invalid throughout.
+        Err(_) => {
+            let raw = req.headers().get(header::RANGE).and_then(|v| v.to_str().ok());
+            match raw {
+                Some(r) if r.trim_start().to_ascii_lowercase().starts_with("bytes=") => Wanted::Unsatisfiable,
+                _ => Wanted::All,
+            }
+        }
     }
 }
 
@@ -98,7 +107,9 @@ mod tests {
         assert_eq!(with("bytes=50-100"), Wanted::Part { start: 50, end: 99 });
         assert_eq!(with("bytes=100-"), Wanted::Unsatisfiable);
         assert_eq!(with("bytes=-0"), Wanted::Unsatisfiable);
-        assert_eq!(with("bytes=5-1"), Wanted::All, "malformed: ignored");
+        assert_eq!(with("bytes=5-1"), Wanted::Unsatisfiable, "invalid: 416");
+        assert_eq!(with("bytes=500-0"), Wanted::Unsatisfiable, "invalid: 416");
+        assert_eq!(with("bytes=x"), Wanted::Unsatisfiable, "invalid: 416");
         assert_eq!(with("pages=1-2"), Wanted::All, "other units: ignored");
         assert_eq!(with("bytes=0-1,5-6"), Wanted::Part { start: 0, end: 1 });
     }

@@ -36,8 +36,13 @@ async fn blobs_get_head_range_and_unknown() {
         assert_eq!(g.h("content-range"), Some(format!("bytes {from}-{to}/1000")), "{range}");
         assert_eq!(g.h("content-length"), Some((to - from + 1).to_string()), "{range}");
     }
-    let g = go(api.req(Method::GET, &path, None).header("Range", "bytes=5000-6000")).await;
-    assert_eq!(g.status, 416, "unsatisfiable range");
+    for range in ["bytes=5000-6000", "bytes=500-0", "bytes=abc"] {
+        let g = go(api.req(Method::GET, &path, None).header("Range", range)).await;
+        assert_eq!(g.status, 416, "unsatisfiable or invalid range {range}");
+        assert_eq!(g.h("content-range"), Some("bytes */1000".into()), "{range}");
+    }
+    let g = go(api.req(Method::GET, &path, None).header("Range", "lines=1-2")).await;
+    assert_eq!(g.status, 200, "another unit is ignored");
 
     // Unknown blobs, blobs of another repository, and repositories that do not exist.
     let unknown = sha256(b"never pushed");

@@ -4,13 +4,14 @@
 //! twice). Each window is unmapped as soon as it has been sent.
 //!
 //! No thread is held between windows: a window is prepared by a short blocking task when the
-//! response asks for data, plus one window ahead so the disk and the socket overlap. A client
-//! that stops reading therefore holds at most two mapped windows and no thread, however long it
-//! stalls. At most `PREPARING` windows are prepared at once, server-wide, so a crowd of
+//! response asks for data, and `AHEAD` windows ahead so the disk and the socket overlap. A
+//! client that stops reading therefore holds a few mapped windows and no thread, however long
+//! it stalls. At most `PREPARING` windows are prepared at once, server-wide, so a crowd of
 //! downloads starting together cannot fill the blocking pool with threads either.
 
 use bytes::{Bytes, BytesMut};
 use futures::Stream;
+use std::collections::VecDeque;
 use std::fs::File;
 use std::future::Future;
 use std::io;
@@ -21,6 +22,8 @@ use std::task::{Context, Poll};
 use tokio::task::JoinHandle;
 
 const WINDOW: u64 = 1 << 20;
+/// Windows prepared ahead of the one being sent.
+const AHEAD: usize = 2;
 /// Windows being mapped at once, across all downloads.
 const PREPARING: usize = 16;
 static PREPARE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(PREPARING);
@@ -30,8 +33,8 @@ pub struct FileStream {
     /// Where the next window to prepare starts, and how much is left after it.
     offset: u64,
     left: u64,
-    /// The window being prepared (the next one to send).
-    pending: Option<JoinHandle<io::Result<Bytes>>>,
+    /// Windows being prepared, the next one to send first.
+    pending: VecDeque<JoinHandle<io::Result<Bytes>>>,
     failed: bool,
 }
 
@@ -51,19 +54,22 @@ impl FileStream {
             file: Arc::new(file),
             offset,
             left: len,
-            pending: None,
+            pending: VecDeque::with_capacity(AHEAD),
             failed: false,
         })
     }
 
-    /// Starts preparing the next window, if any is left.
-    fn prepare_next(&mut self) {
-        if self.left == 0 || self.pending.is_some() {
-            return;
+    /// Starts preparing windows until `AHEAD` are under way or none is left.
+    fn prepare_ahead(&mut self) {
+        while self.left > 0 && self.pending.len() < AHEAD {
+            self.prepare_next();
         }
+    }
+
+    fn prepare_next(&mut self) {
         let want = self.left.min(WINDOW);
         let (file, offset) = (self.file.clone(), self.offset);
-        self.pending = Some(tokio::spawn(async move {
+        self.pending.push_back(tokio::spawn(async move {
             let _turn = PREPARE.acquire().await.map_err(io::Error::other)?;
             tokio::task::spawn_blocking(move || {
                 map_window(&file, offset, want).or_else(|_| read_window(&file, offset, want))
@@ -121,19 +127,19 @@ impl Stream for FileStream {
         if self.failed {
             return Poll::Ready(None);
         }
-        self.prepare_next();
-        let Some(pending) = self.pending.as_mut() else {
+        self.prepare_ahead();
+        let Some(pending) = self.pending.front_mut() else {
             return Poll::Ready(None);
         };
         let window = match Pin::new(pending).poll(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(joined) => joined.unwrap_or_else(|e| Err(io::Error::other(e))),
         };
-        self.pending = None;
+        self.pending.pop_front();
         match window {
             Ok(bytes) => {
-                // One window ahead: it is read while this one goes out.
-                self.prepare_next();
+                // The next windows are read while this one goes out.
+                self.prepare_ahead();
                 Poll::Ready(Some(Ok(bytes)))
             }
             Err(e) => {
@@ -146,8 +152,8 @@ impl Stream for FileStream {
 
 impl Drop for FileStream {
     fn drop(&mut self) {
-        // A client that hung up: the window being prepared is not wanted any more.
-        if let Some(pending) = self.pending.take() {
+        // A client that hung up: the windows being prepared are not wanted any more.
+        for pending in self.pending.drain(..) {
             pending.abort();
         }
     }
