@@ -201,9 +201,9 @@ async fn delete_images(
     )
 }
 
-/// `DELETE /v1/repositories/{repo}/`. The Hub flow has three steps, all served here:
-/// with Basic and `X-Docker-Token: true` -> 202 and a delete token; with that token -> the
-/// registry's data goes; with Basic alone -> everything goes (data and index record).
+/// `DELETE /v1/repositories/{repo}/`. The Hub flow's steps are served here: with Basic and
+/// `X-Docker-Token: true` -> 202 and a delete token; with that token, or with Basic alone ->
+/// the repository goes (its data, and its index record when this process is the index).
 async fn delete_repository(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -221,7 +221,9 @@ async fn delete_repository(
     if state.config.registry {
         found |= state.v1_repos.delete_repo(&repo).await?;
     }
-    if let (Some(ix), false) = (&state.index, matches!(who, Identity::Token(_))) {
+    // A delete token was granted by this very index for this repository: the repository goes
+    // whole, record included, so it is absent on every route afterwards.
+    if let Some(ix) = &state.index {
         let name = repo.clone();
         found |= ix.write(move |ix| ix.delete_repo(&name)).await?;
     }
