@@ -82,6 +82,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let app_state = state.clone();
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(http::errors::json_errors())
             .wrap(actix_web::middleware::Logger::default())
             .configure(|cfg| http::configure(cfg, app_state.clone()))
     })

@@ -1,6 +1,7 @@
 //! HTTP: mounts the protocols on one actix `App`. Each module exposes `configure`.
 
 pub mod access;
+pub mod errors;
 pub mod files;
 pub mod metrics;
 pub mod ui;

@@ -120,9 +120,16 @@ impl V2Repositories {
             }
         }
         if !missing.is_empty() {
+            // Bounded: a manifest naming thousands of missing blobs gets a short answer.
+            const LISTED: usize = 10;
+            let more = match missing.len().saturating_sub(LISTED) {
+                0 => String::new(),
+                n => format!(" and {n} more"),
+            };
+            missing.truncate(LISTED);
             return Err(AppError::new(
                 Kind::ManifestBlobUnknown,
-                format!("manifest references unknown blobs: {}", missing.join(", ")),
+                format!("manifest references unknown blobs: {}{more}", missing.join(", ")),
             ));
         }
         let size = body.len() as u64;

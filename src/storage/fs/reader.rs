@@ -1,7 +1,7 @@
 //! Streaming reads of stored files, window by window (1 MiB). Each window is mapped on the
-//! blocking pool and handed to the response as `Bytes`; the socket write then copies straight
-//! from the page cache, once, as sendfile would (a `read` into a buffer would copy every byte
-//! twice). Each window is unmapped as soon as it has been sent.
+//! blocking pool and handed to the response as `Bytes`, so no `read` copies it into a buffer
+//! first: the HTTP layer's copy into its write buffer is the only one before the socket's. Each
+//! window is unmapped as soon as it has been sent.
 //!
 //! No thread is held between windows: a window is prepared by a short blocking task when the
 //! response asks for data, and `AHEAD` windows ahead so the disk and the socket overlap. A
@@ -23,9 +23,13 @@ use tokio::task::JoinHandle;
 
 const WINDOW: u64 = 1 << 20;
 /// Windows prepared ahead of the one being sent.
-const AHEAD: usize = 2;
+const AHEAD: usize = 4;
+/// What the response takes at a time. The HTTP layer copies each piece into its write buffer,
+/// so this, not the window, bounds the memory a stalled client's connection holds; smaller
+/// pieces cost throughput (more, smaller socket writes: 128 KiB pieces measured 45 % slower).
+const SLICE: usize = 1 << 20;
 /// Windows being mapped at once, across all downloads.
-const PREPARING: usize = 16;
+const PREPARING: usize = 32;
 static PREPARE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(PREPARING);
 
 pub struct FileStream {
@@ -35,6 +39,8 @@ pub struct FileStream {
     left: u64,
     /// Windows being prepared, the next one to send first.
     pending: VecDeque<JoinHandle<io::Result<Bytes>>>,
+    /// The rest of the window being sent, handed out `SLICE` at a time.
+    sending: Bytes,
     failed: bool,
 }
 
@@ -55,6 +61,7 @@ impl FileStream {
             offset,
             left: len,
             pending: VecDeque::with_capacity(AHEAD),
+            sending: Bytes::new(),
             failed: false,
         })
     }
@@ -69,14 +76,20 @@ impl FileStream {
     fn prepare_next(&mut self) {
         let want = self.left.min(WINDOW);
         let (file, offset) = (self.file.clone(), self.offset);
-        self.pending.push_back(tokio::spawn(async move {
-            let _turn = PREPARE.acquire().await.map_err(io::Error::other)?;
-            tokio::task::spawn_blocking(move || {
-                map_window(&file, offset, want).or_else(|_| read_window(&file, offset, want))
-            })
-            .await
-            .map_err(io::Error::other)?
-        }));
+        let prepare = move || map_window(&file, offset, want).or_else(|_| read_window(&file, offset, want));
+        let task = match PREPARE.try_acquire() {
+            // The usual case: a turn is free, the window is mapped right away.
+            Ok(turn) => tokio::task::spawn_blocking(move || {
+                let _turn = turn;
+                prepare()
+            }),
+            // Many downloads at once: wait for a turn without holding a thread.
+            Err(_) => tokio::spawn(async move {
+                let _turn = PREPARE.acquire().await.map_err(io::Error::other)?;
+                tokio::task::spawn_blocking(prepare).await.map_err(io::Error::other)?
+            }),
+        };
+        self.pending.push_back(task);
         self.offset += want;
         self.left -= want;
     }
@@ -127,6 +140,10 @@ impl Stream for FileStream {
         if self.failed {
             return Poll::Ready(None);
         }
+        if !self.sending.is_empty() {
+            let n = SLICE.min(self.sending.len());
+            return Poll::Ready(Some(Ok(self.sending.split_to(n))));
+        }
         self.prepare_ahead();
         let Some(pending) = self.pending.front_mut() else {
             return Poll::Ready(None);
@@ -137,10 +154,12 @@ impl Stream for FileStream {
         };
         self.pending.pop_front();
         match window {
-            Ok(bytes) => {
+            Ok(mut window) => {
                 // The next windows are read while this one goes out.
                 self.prepare_ahead();
-                Poll::Ready(Some(Ok(bytes)))
+                let first = window.split_to(SLICE.min(window.len()));
+                self.sending = window;
+                Poll::Ready(Some(Ok(first)))
             }
             Err(e) => {
                 self.failed = true;
