@@ -306,12 +306,13 @@ def cmd_clonetags(args):
     """clonetags ROOT USER PREFIX FROM TO TEMPLATE
 
     Gives repositories USER/PREFIX{FROM..TO-1} the same tags as USER/TEMPLATE by writing the
-    very files the tag API wrote for the template (storage keys of src/registry/tags.rs:
-    repositories/<repo>/_tags/<tag>, _tagjson/<tag>, _images/<id>, and images/<id>/_repos/<flat>).
+    very files the tag API wrote for the template (storage keys of src/storage/keys.rs, layout 2:
+    repositories/<flat repo>/_tags/<tag>, _tagjson/<tag>, _images/<id>, and
+    images/<id>/_repos/<flat repo>, where <flat repo> is the name with "/" written "+").
     The index records of these repositories must already exist (made through the API)."""
     root, user, prefix = args[0], args[1], args[2]
     first, last, template = int(args[3]), int(args[4]), args[5]
-    trepo = os.path.join(root, "repositories", user, template)
+    trepo = os.path.join(root, "repositories", f"{user}+{template}")
     files = [(sub, name) for sub in ("_tags", "_tagjson", "_images")
              for name in sorted(os.listdir(os.path.join(trepo, sub)))]
     ids = [name for (sub, name) in files if sub == "_images"]
@@ -319,7 +320,7 @@ def cmd_clonetags(args):
     n = 0
     for i in range(first, last):
         repo = f"{prefix}{i:05d}"
-        d = os.path.join(root, "repositories", user, repo)
+        d = os.path.join(root, "repositories", f"{user}+{repo}")
         for sub in ("_tags", "_tagjson", "_images"):
             os.makedirs(os.path.join(d, sub), exist_ok=True)
         for sub, name in files:

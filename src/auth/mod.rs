@@ -415,9 +415,19 @@ impl Gate {
                 }
             }
         }
-        for repo in images.member_repos(id).await? {
-            if self.allows(who, &repo, Access::Read).await? {
+        // Most images are readable through the first few repositories they belong to; only
+        // then is the whole list read.
+        let (first, complete) = images.some_member_repos(id, 16).await?;
+        for repo in &first {
+            if self.allows(who, repo, Access::Read).await? {
                 return Ok(());
+            }
+        }
+        if !complete {
+            for repo in images.member_repos(id).await? {
+                if !first.contains(&repo) && self.allows(who, &repo, Access::Read).await? {
+                    return Ok(());
+                }
             }
         }
         Err(AppError::not_found("Image not found"))

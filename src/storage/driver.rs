@@ -62,6 +62,10 @@ pub trait Driver: Send + Sync + 'static {
     async fn stat(&self, key: &str) -> io::Result<Option<Stat>>;
     /// Names of the entries directly under `prefix` (objects and sub-prefixes), sorted.
     async fn list(&self, prefix: &str) -> io::Result<Vec<String>>;
+    /// Up to `limit` names directly under `prefix`, in no particular order, and whether that was
+    /// all of them: for callers that can stop at the first one that fits (an image's member
+    /// repositories, of which a base image may have thousands).
+    async fn list_some(&self, prefix: &str, limit: usize) -> io::Result<(Vec<String>, bool)>;
     /// Every object key under `prefix`, at any depth, sorted.
     async fn walk(&self, prefix: &str) -> io::Result<Vec<String>>;
     /// `len` bytes of an object from `offset`, streamed in bounded pieces.

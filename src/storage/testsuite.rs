@@ -60,6 +60,12 @@ async fn listing_and_walking(s: &Storage) {
     assert_eq!(s.list("tree").await.expect("list"), vec!["a", "b"]);
     assert_eq!(s.list("tree/b").await.expect("list"), vec!["x", "y"]);
     assert!(s.list("nothing/here").await.expect("list").is_empty());
+    let (some, complete) = s.list_some("tree", 1).await.expect("list_some");
+    assert_eq!((some.len(), complete), (1, false), "one of two, and more to come");
+    let (mut all, complete) = s.list_some("tree", 2).await.expect("list_some");
+    all.sort();
+    assert_eq!((all, complete), (vec!["a".to_string(), "b".to_string()], true));
+    assert_eq!(s.list_some("nothing", 5).await.expect("list_some"), (Vec::new(), true));
     assert_eq!(
         s.walk("tree").await.expect("walk"),
         vec!["tree/a", "tree/b/x", "tree/b/y/z"],

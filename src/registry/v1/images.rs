@@ -78,7 +78,15 @@ impl Images {
         Ok(self.storage.exists(&keys::image_repo(id, repo)).await?)
     }
 
-    /// The repositories this image belongs to (access checks stop at the first readable one).
+    /// Some of the repositories this image belongs to (at most `limit`, in no order) and
+    /// whether that is all of them: access checks stop at the first readable one, and a base
+    /// image can belong to thousands.
+    pub async fn some_member_repos(&self, id: &ImageId, limit: usize) -> AppResult<(Vec<RepoName>, bool)> {
+        let (names, complete) = self.storage.list_some(&keys::image_repos(id), limit).await?;
+        Ok((names.iter().filter_map(|n| RepoName::from_flat(n)).collect(), complete))
+    }
+
+    /// Every repository this image belongs to.
     pub async fn member_repos(&self, id: &ImageId) -> AppResult<Vec<RepoName>> {
         let names = self.storage.list(&keys::image_repos(id)).await?;
         Ok(names.iter().filter_map(|n| RepoName::from_flat(n)).collect())

@@ -178,6 +178,28 @@ impl Driver for FsDriver {
         .await
     }
 
+    async fn list_some(&self, prefix: &str, limit: usize) -> io::Result<(Vec<String>, bool)> {
+        let path = self.path(prefix)?;
+        self.blocking(move |_| {
+            let mut entries = match fs::read_dir(&path) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), true)),
+                Err(e) => return Err(e),
+            };
+            let mut out = Vec::new();
+            for entry in entries.by_ref() {
+                if let Some(n) = entry?.file_name().to_str() {
+                    out.push(n.to_string());
+                }
+                if out.len() == limit {
+                    return Ok((out, entries.next().is_none()));
+                }
+            }
+            Ok((out, true))
+        })
+        .await
+    }
+
     async fn walk(&self, prefix: &str) -> io::Result<Vec<String>> {
         let (path, prefix) = (self.path(prefix)?, prefix.to_string());
         self.blocking(move |_| {
