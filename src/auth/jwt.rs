@@ -104,6 +104,11 @@ pub struct Verifier {
     cache: Mutex<HashMap<[u8; 32], Claims>>,
 }
 
+/// How far the clocks of the index and a registry may disagree. Small on purpose: a token is
+/// refused at most this long after it expired (a delegated registry verifies JWTs itself and
+/// cannot see a revocation before then; see the README).
+pub const CLOCK_LEEWAY_SECS: u64 = 5;
+
 impl Verifier {
     /// `public_keys`: raw Ed25519 public keys; `audience`: the service name tokens must name.
     pub fn new(public_keys: &[Vec<u8>], audience: &str) -> Verifier {
@@ -113,7 +118,7 @@ impl Verifier {
         // The token spec: "check that the current time is between the nbf and exp claim times"
         // (jsonwebtoken checks only exp unless told).
         validation.validate_nbf = true;
-        validation.leeway = 30;
+        validation.leeway = CLOCK_LEEWAY_SECS;
         Verifier {
             keys: public_keys.iter().map(|k| DecodingKey::from_ed_der(k)).collect(),
             validation,
@@ -213,5 +218,16 @@ mod tests {
         assert!(Verifier::new(&[other.public_key().to_vec()], "skiff")
             .verify(&token)
             .is_err());
+
+        // Expired: refused once past the few seconds of clock leeway (it was 30).
+        let late = |secs: u64| {
+            let mut c = claims.clone();
+            c.exp = now - secs;
+            c.nbf = now - secs - 60;
+            c.iat = c.nbf;
+            signer.sign(&c).unwrap()
+        };
+        assert!(v.verify(&late(CLOCK_LEEWAY_SECS + 5)).is_err(), "expired 10 s ago");
+        assert!(v.verify(&late(29)).is_err(), "expired 29 s ago");
     }
 }
