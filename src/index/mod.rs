@@ -29,6 +29,8 @@ pub struct Index {
     /// Bumped by every repository write, so a listing read before a write is never kept after
     /// it.
     listing_generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// A hash, at `pbkdf2_rounds`, of a password nobody has (made on first use).
+    dummy_phc: std::sync::Arc<std::sync::OnceLock<String>>,
     /// Held while any handle is alive: one process per index.
     _lock: std::sync::Arc<crate::storage::local::LockFile>,
 }
@@ -66,6 +68,7 @@ impl Index {
             pbkdf2_rounds,
             listing: Default::default(),
             listing_generation: Default::default(),
+            dummy_phc: Default::default(),
             _lock: std::sync::Arc::new(lock),
         };
         let meta = open("meta")?;

@@ -24,7 +24,41 @@ pub struct User {
 /// The exact body Docker 1.x looks for to switch from registration to login.
 pub const USER_EXISTS: &str = "Username or email already exists";
 
+/// Names that read as the server's own (routes, roles, the official namespace): nobody may
+/// register them, so no account can pass for the server or its administrators.
+pub const RESERVED_NAMES: &[&str] = &[
+    "admin",
+    "administrator",
+    "root",
+    "library",
+    "users",
+    "user",
+    "token",
+    "tokens",
+    "metrics",
+    "v1",
+    "v2",
+    "api",
+    "static",
+    "search",
+    "repositories",
+    "images",
+    "skiff",
+    "registry",
+    "index",
+    "ping",
+    "system",
+    "support",
+    "anonymous",
+    "nobody",
+];
+
 pub fn validate_new(username: &str, password: &str, email: &str) -> AppResult<()> {
+    if RESERVED_NAMES.contains(&username) {
+        return Err(AppError::bad_request(format!(
+            "Invalid username: {username:?} is reserved"
+        )));
+    }
     if !valid_username(username) {
         return Err(AppError::bad_request(
             "Invalid username: 4 to 30 characters of [a-z0-9_], starting and ending with a letter or digit",
@@ -34,9 +68,20 @@ pub fn validate_new(username: &str, password: &str, email: &str) -> AppResult<()
     validate_email(email)
 }
 
+/// Longer passwords are refused: PBKDF2 hashes the whole password every round.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
 pub fn validate_password(password: &str) -> AppResult<()> {
     if password.chars().count() < 5 {
         return Err(AppError::bad_request("Invalid password: at least 5 characters"));
+    }
+    if password.trim().is_empty() {
+        return Err(AppError::bad_request("Invalid password: not only white space"));
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(AppError::bad_request(format!(
+            "Invalid password: at most {MAX_PASSWORD_BYTES} bytes"
+        )));
     }
     Ok(())
 }
@@ -62,6 +107,17 @@ pub fn validate_email(email: &str) -> AppResult<()> {
 }
 
 impl Index {
+    /// A hash, at this index's round count, of a password nobody has: unknown users are checked
+    /// against it, so their answer takes as long as a wrong password's and names cannot be
+    /// probed by timing. Blocking (the first call hashes).
+    pub fn dummy_phc(&self) -> AppResult<String> {
+        if let Some(phc) = self.dummy_phc.get() {
+            return Ok(phc.clone());
+        }
+        let phc = password::hash(&hex::encode(rand::random::<[u8; 16]>()), self.pbkdf2_rounds)?;
+        Ok(self.dummy_phc.get_or_init(|| phc).clone())
+    }
+
     /// Creates a user. Hashing is slow on purpose: call this from a blocking context.
     pub fn create_user(
         &self,
@@ -190,5 +246,30 @@ impl Index {
             Err(TransactionError::Abort(e)) => Err(e),
             Err(TransactionError::Storage(e)) => Err(e.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_names_odd_passwords_and_the_dummy_hash() {
+        assert!(validate_new("admin", "secret1", "a@example.com").is_err());
+        assert!(validate_new("library", "secret1", "a@example.com").is_err());
+        assert!(
+            validate_new("alice", "      ", "a@example.com").is_err(),
+            "white space only"
+        );
+        assert!(
+            validate_new("alice", &"x".repeat(1025), "a@example.com").is_err(),
+            "over 1 KiB"
+        );
+        assert!(validate_new("alice", &"x".repeat(1024), "a@example.com").is_ok());
+        let dir = tempfile::tempdir().expect("temp dir");
+        let index = Index::open(&dir.path().join("v1"), 12_345).expect("open");
+        let phc = index.dummy_phc().expect("dummy");
+        assert!(phc.starts_with("$pbkdf2-sha256$i=12345,"), "{phc}");
+        assert_eq!(index.dummy_phc().expect("again"), phc, "made once");
     }
 }

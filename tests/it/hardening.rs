@@ -192,3 +192,30 @@ async fn error_bodies_are_json_and_bounded() {
     assert!(g.body.len() < 4096, "error body of {} bytes", g.body.len());
     assert!(g.text().contains("and 24991 more"), "{}", g.text());
 }
+
+/// Registration refuses reserved names, white-space-only passwords and passwords over 1 KiB,
+/// with a JSON 400, and creates nothing.
+#[tokio::test]
+async fn registration_refuses_reserved_names_and_odd_passwords() {
+    let s = Server::start("");
+    let c = client();
+    let long = "x".repeat(1025);
+    for (user, password) in [
+        ("admin", "secret1"),
+        ("library", "secret1"),
+        ("v2", "secret1"),
+        ("alice", "       "),
+        ("alice", long.as_str()),
+    ] {
+        let r = c
+            .post(format!("{}/v1/users/", s.url))
+            .json(&serde_json::json!({"username": user, "password": password, "email": "a@example.com"}))
+            .send()
+            .await
+            .expect("register");
+        assert_eq!(r.status(), 400, "{user}");
+        assert!(body_json(r).await["error"].is_string());
+    }
+    // Nothing was created: the name is still free.
+    s.register("alice", "secret1").await;
+}
