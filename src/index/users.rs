@@ -25,7 +25,8 @@ pub struct User {
 pub const USER_EXISTS: &str = "Username or email already exists";
 
 /// Names that read as the server's own (routes, roles, the official namespace): nobody may
-/// register them, so no account can pass for the server or its administrators.
+/// register them over the API, so no stranger's account can pass for the server or its
+/// administrators. An operator may still create them (`skiff user add admin`).
 pub const RESERVED_NAMES: &[&str] = &[
     "admin",
     "administrator",
@@ -53,12 +54,17 @@ pub const RESERVED_NAMES: &[&str] = &[
     "nobody",
 ];
 
-pub fn validate_new(username: &str, password: &str, email: &str) -> AppResult<()> {
+/// Refuses a reserved name (self-registration only).
+pub fn check_not_reserved(username: &str) -> AppResult<()> {
     if RESERVED_NAMES.contains(&username) {
         return Err(AppError::bad_request(format!(
             "Invalid username: {username:?} is reserved"
         )));
     }
+    Ok(())
+}
+
+pub fn validate_new(username: &str, password: &str, email: &str) -> AppResult<()> {
     if !valid_username(username) {
         return Err(AppError::bad_request(
             "Invalid username: 4 to 30 characters of [a-z0-9_], starting and ending with a letter or digit",
@@ -255,8 +261,13 @@ mod tests {
 
     #[test]
     fn reserved_names_odd_passwords_and_the_dummy_hash() {
-        assert!(validate_new("admin", "secret1", "a@example.com").is_err());
-        assert!(validate_new("library", "secret1", "a@example.com").is_err());
+        assert!(check_not_reserved("admin").is_err());
+        assert!(check_not_reserved("library").is_err());
+        assert!(check_not_reserved("alice").is_ok());
+        assert!(
+            validate_new("admin", "secret1", "a@example.com").is_ok(),
+            "operators may"
+        );
         assert!(
             validate_new("alice", "      ", "a@example.com").is_err(),
             "white space only"

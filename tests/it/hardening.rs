@@ -218,4 +218,23 @@ async fn registration_refuses_reserved_names_and_odd_passwords() {
     }
     // Nothing was created: the name is still free.
     s.register("alice", "secret1").await;
+
+    // An operator may make `admin` (offline CLI), and Docker 1.x's login, which POSTs first,
+    // still reads "already exists" and goes on to log in.
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, err) = cli(
+        dir.path(),
+        &["user", "add", "admin", "--email", "root@example.com", "--admin"],
+        "s3cret-pass\n",
+    );
+    assert!(ok, "{err}");
+    let s = Server::start_in(dir.path(), "");
+    let r = c
+        .post(format!("{}/v1/users/", s.url))
+        .json(&serde_json::json!({"username": "admin", "password": "s3cret-pass", "email": "x@example.com"}))
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(r.status(), 400);
+    assert_eq!(body_json(r).await, "Username or email already exists");
 }

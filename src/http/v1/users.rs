@@ -44,6 +44,9 @@ async fn register(state: web::Data<AppState>, body: web::Bytes) -> AppResult<Htt
     if ix.run(move |ix| ix.user_exists(&u, &e)).await? {
         return Ok(json(StatusCode::BAD_REQUEST, &USER_EXISTS));
     }
+    // After the existence check: Docker 1.x logs in to an operator-made `admin` by POSTing
+    // here first and reading "already exists".
+    crate::index::users::check_not_reserved(&new.username)?;
     let active = match state.config.index.registration {
         Registration::Closed => {
             return Err(AppError::unauthorized(
