@@ -128,7 +128,11 @@ impl AppError {
     }
     /// A server-side failure: the client gets a generic message, the cause is kept for the log.
     pub fn internal(cause: impl fmt::Display) -> Self {
-        Self::new(Kind::Internal, "Internal server error").caused_by(Cause(cause.to_string()))
+        Self::server(Cause(cause.to_string()))
+    }
+    /// The same, for a cause that is an error of its own (kept whole, with its chain).
+    pub fn server(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::new(Kind::Internal, "Internal server error").caused_by(cause)
     }
     pub fn status(&self) -> StatusCode {
         table(self.kind).0
@@ -168,19 +172,19 @@ impl std::error::Error for AppError {
 
 impl From<std::io::Error> for AppError {
     fn from(e: std::io::Error) -> Self {
-        AppError::new(Kind::Internal, "Internal server error").caused_by(e)
+        AppError::server(e)
     }
 }
 
 impl From<sled::Error> for AppError {
     fn from(e: sled::Error) -> Self {
-        AppError::new(Kind::Internal, "Internal server error").caused_by(e)
+        AppError::server(e)
     }
 }
 
 impl From<serde_json::Error> for AppError {
     fn from(e: serde_json::Error) -> Self {
-        AppError::new(Kind::Internal, "Internal server error").caused_by(e)
+        AppError::server(e)
     }
 }
 

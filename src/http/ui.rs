@@ -53,18 +53,22 @@ pub fn configure(cfg: &mut web::ServiceConfig, config: &Config) {
     } else {
         log::info!("web UI served from the copy built into the binary");
         for (path, content_type, body) in EMBEDDED {
+            // The files never change while the binary runs: their tags are computed once.
+            let tag = EntityTag::new_strong(hex::encode(&Sha256::digest(body.as_bytes())[..12]));
             cfg.service(
                 web::resource(*path)
                     .wrap(headers())
-                    .route(web::get().to(move |req: HttpRequest| async move { embedded(&req, content_type, body) })),
+                    .route(web::get().to(move |req: HttpRequest| {
+                        let tag = tag.clone();
+                        async move { embedded(&req, content_type, body, tag) }
+                    })),
             );
         }
     }
 }
 
 /// An embedded file, or 304 when the client's copy is current.
-fn embedded(req: &HttpRequest, content_type: &'static str, body: &'static str) -> HttpResponse {
-    let tag = EntityTag::new_strong(hex::encode(&Sha256::digest(body.as_bytes())[..12]));
+fn embedded(req: &HttpRequest, content_type: &'static str, body: &'static str, tag: EntityTag) -> HttpResponse {
     let current = match header::Header::parse(req) {
         Ok(IfNoneMatch::Any) => true,
         Ok(IfNoneMatch::Items(tags)) => tags.iter().any(|t| t.weak_eq(&tag)),

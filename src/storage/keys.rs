@@ -89,6 +89,12 @@ pub fn repository(repo: &RepoName) -> String {
     format!("{REPOSITORIES}/{}", repo.flat())
 }
 
+/// The repository an entry of `repositories/` names (the inverse of [`repository`]'s last
+/// component); `None` for anything that is not exactly a repository's flat name.
+pub fn parse_repository(flat: &str) -> Option<RepoName> {
+    RepoName::from_flat(flat).filter(|n| n.flat() == flat)
+}
+
 pub fn v1_tags(repo: &RepoName) -> String {
     format!("{}/_tags", repository(repo))
 }
@@ -166,7 +172,7 @@ pub enum RepositoryEntry<'a> {
 pub fn parse_repository_key(key: &str) -> Option<(RepoName, RepositoryEntry<'_>)> {
     let rest = key.strip_prefix(REPOSITORIES)?.strip_prefix('/')?;
     let (flat, leaf) = rest.split_once('/')?;
-    let name = RepoName::from_flat(flat).filter(|n| n.flat() == flat)?;
+    let name = parse_repository(flat)?;
     let parts: Vec<&str> = leaf.split('/').collect();
     let digest = |algo: &str, hex: &str| format!("{algo}:{hex}").parse::<Digest>().ok();
     let entry = match parts.as_slice() {

@@ -64,10 +64,6 @@ impl Storage {
         Storage::open(Arc::new(fs::FsDriver::existing(root))).await
     }
 
-    pub fn driver(&self) -> &Arc<dyn Driver> {
-        &self.driver
-    }
-
     pub async fn exists(&self, key: &str) -> io::Result<bool> {
         Ok(self.driver.stat(key).await?.is_some())
     }

@@ -42,10 +42,6 @@ impl V2Repositories {
         V2Repositories { storage }
     }
 
-    pub fn storage(&self) -> &Storage {
-        &self.storage
-    }
-
     pub async fn exists(&self, repo: &RepoName) -> AppResult<bool> {
         Ok(self.storage.exists(&keys::repository(repo)).await?)
     }
@@ -260,7 +256,7 @@ impl V2Repositories {
     pub async fn names(&self) -> AppResult<Vec<RepoName>> {
         let mut names = BTreeSet::new();
         for entry in self.storage.list(keys::REPOSITORIES).await? {
-            if let Some(name) = RepoName::from_flat(&entry).filter(|n| n.flat() == entry) {
+            if let Some(name) = keys::parse_repository(&entry) {
                 names.insert(name);
             }
         }
