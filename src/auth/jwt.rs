@@ -34,6 +34,10 @@ pub struct Claims {
     pub iat: u64,
     pub jti: String,
     pub access: Vec<AccessEntry>,
+    /// The subject's generation at issue (see `User::generation`); checked by the index that
+    /// issued it, on every use.
+    #[serde(default)]
+    pub gen: u64,
 }
 
 impl Claims {
@@ -199,6 +203,7 @@ mod tests {
                 name: "alice/app".into(),
                 actions: vec!["pull".into()],
             }],
+            gen: 0,
         };
         let token = signer.sign(&claims).unwrap();
         let keys = Verifier::keys_from_jwks(&signer.jwks());

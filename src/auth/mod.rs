@@ -29,9 +29,9 @@ pub enum Identity {
     Anonymous,
     User(Principal),
     /// A v1 token: the holder may do `access` on one repository, on behalf of `user`.
-    Token(TokenGrant),
+    Token(TokenGrant, Holder),
     /// A v2 bearer token (JWT) listing repositories and actions, on behalf of `sub`.
-    Bearer(jwt::Claims),
+    Bearer(jwt::Claims, Holder),
     /// A v1 token on a delegated registry: unchecked until the external index confirms an
     /// access (every `check` asks it, through a short cache).
     Delegated(TokenClaim),
@@ -41,6 +41,21 @@ pub enum Identity {
 pub struct Principal {
     pub name: String,
     pub admin: bool,
+    /// The account's generation when it was checked (see `User::generation`).
+    pub generation: u64,
+}
+
+/// Whom a token acts for, as the index sees them now. A token never allows more than its
+/// holder may do at the moment it is used, so revoking the holder's rights revokes the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    /// A token issued without credentials: it reads what anyone may read.
+    Anonymous,
+    /// The account, active and of the generation the token was issued under.
+    User(Principal),
+    /// A delegated registry verifies the index's JWTs by signature alone: their grant stands
+    /// until they expire (see the README).
+    Unchecked,
 }
 
 impl Identity {
@@ -49,8 +64,8 @@ impl Identity {
         match self {
             Identity::Anonymous | Identity::Delegated(_) => None,
             Identity::User(p) => Some(&p.name),
-            Identity::Token(g) => Some(&g.user),
-            Identity::Bearer(c) => Some(&c.sub),
+            Identity::Token(g, _) => Some(&g.user),
+            Identity::Bearer(c, _) => Some(&c.sub),
         }
     }
     pub fn is_admin(&self) -> bool {
@@ -246,14 +261,42 @@ impl Gate {
                 ))),
                 Credentials::Basic { .. } => Err(remote.token_required()),
                 // v2 tokens are signed by the index: verified here with its public key.
-                Credentials::Bearer(token) => self.verifier().await?.verify(&token).map(Identity::Bearer),
+                Credentials::Bearer(token) => {
+                    let claims = self.verifier().await?.verify(&token)?;
+                    Ok(Identity::Bearer(claims, Holder::Unchecked))
+                }
             };
         }
         match creds {
             Credentials::None => Ok(Identity::Anonymous),
             Credentials::Basic { user, password } => self.login(&user, &password).await.map(Identity::User),
-            Credentials::Token(sigs) => self.token(sigs).await.map(Identity::Token),
-            Credentials::Bearer(token) => self.verifier().await?.verify(&token).map(Identity::Bearer),
+            Credentials::Token(sigs) => {
+                let grant = self.token(sigs).await?;
+                let holder = self.holder(&grant.user, grant.generation)?;
+                Ok(Identity::Token(grant, holder))
+            }
+            Credentials::Bearer(token) => {
+                let claims = self.verifier().await?.verify(&token)?;
+                let holder = self.holder(&claims.sub, claims.gen)?;
+                Ok(Identity::Bearer(claims, holder))
+            }
+        }
+    }
+
+    /// The holder of a token issued to `user` under `generation`, if the account still stands
+    /// as it did then: a changed password, a deactivation or a lost admin role end every token
+    /// issued before, also across restarts (the generation is stored with the account).
+    fn holder(&self, user: &str, generation: u64) -> AppResult<Holder> {
+        if user.is_empty() {
+            return Ok(Holder::Anonymous);
+        }
+        match self.local()?.user(user)? {
+            Some(account) if account.active && account.generation == generation => Ok(Holder::User(Principal {
+                name: account.username,
+                admin: account.admin,
+                generation,
+            })),
+            _ => Err(AppError::unauthorized("Token is no longer valid; please log in again")),
         }
     }
 
@@ -295,6 +338,7 @@ impl Gate {
         Ok(Principal {
             name: account.username,
             admin: account.admin,
+            generation: account.generation,
         })
     }
 
@@ -330,14 +374,12 @@ impl Gate {
             return match who {
                 Identity::Delegated(claim) => remote.confirm(claim, repo, access).await.map(drop),
                 // The JWT itself lists what the index granted; no round trip needed.
-                Identity::Bearer(_) => policy::decide(who, repo, None, access),
+                Identity::Bearer(..) => policy::decide(who, repo, None, access),
                 _ => Err(remote.token_required()),
             };
         }
-        // A bearer token that lists this access needs no lookup: the hot path of v2 pulls.
-        if matches!(who, Identity::Bearer(_)) && policy::decide(who, repo, None, access).is_ok() {
-            return Ok(());
-        }
+        // Every use sees the repository as it is now (visibility, collaborators), so a token
+        // never outlives the rights it was issued under.
         let meta = self.repo_meta(repo).await?;
         policy::decide(who, repo, meta.as_ref(), access)
     }
@@ -376,7 +418,7 @@ impl Gate {
         Ok(wanted
             .iter()
             .copied()
-            .filter(|a| policy::decide(who, repo, meta.as_ref(), *a).is_ok())
+            .filter(|a| policy::grant(who, repo, meta.as_ref(), *a))
             .collect())
     }
 
@@ -408,7 +450,7 @@ impl Gate {
             }
         }
         // Docker pulls with a token: its repository is the one to try first, in O(1).
-        if let Identity::Token(grant) = who {
+        if let Identity::Token(grant, _) = who {
             if let Ok(repo) = RepoName::parse(&grant.repo) {
                 if images.is_member(id, &repo).await? && self.allows(who, &repo, Access::Read).await? {
                     return Ok(());
@@ -443,19 +485,24 @@ impl Gate {
         }
         match who {
             Identity::Anonymous | Identity::Delegated(_) => Err(AppError::unauthorized("Requires authorization")),
-            Identity::Token(g) if g.access != Access::Write => Err(AppError::unauthorized(format!(
+            Identity::Token(g, _) if g.access != Access::Write => Err(AppError::unauthorized(format!(
                 "Token grants {} access, not write",
                 g.access.as_str()
             ))),
-            Identity::Token(g) => Ok(Uploader {
-                name: g.user.clone(),
-                repo: RepoName::parse(&g.repo).ok(),
-            }),
+            Identity::Token(g, _) => {
+                // The token's repository must still take the holder's pushes.
+                let repo = RepoName::parse(&g.repo).map_err(|_| AppError::unauthorized("Invalid token"))?;
+                self.check(who, &repo, Access::Write).await?;
+                Ok(Uploader {
+                    name: g.user.clone(),
+                    repo: Some(repo),
+                })
+            }
             Identity::User(p) => Ok(Uploader {
                 name: p.name.clone(),
                 repo: None,
             }),
-            Identity::Bearer(_) => Err(AppError::unauthorized("bearer tokens are for the v2 API")),
+            Identity::Bearer(..) => Err(AppError::unauthorized("bearer tokens are for the v2 API")),
         }
     }
 }

@@ -6,39 +6,62 @@
 //! - delete: the namespace's user (or the record's owner) and admins.
 //! - a v1 token allows exactly its repository and access level.
 
-use super::Identity;
+use super::{Holder, Identity, Principal};
 use crate::error::{AppError, AppResult};
 use crate::index::{Access, Repo};
 use crate::names::RepoName;
 
 pub fn decide(who: &Identity, repo: &RepoName, meta: Option<&Repo>, access: Access) -> AppResult<()> {
-    let private = meta.is_some_and(|m| m.private);
+    rule(who, repo, meta, meta.is_some_and(|m| m.private), access)
+}
+
+/// May a v2 token grant `access`? As `decide`, except that a repository that does not exist
+/// is granted only to who could create it: pull on an absent repository granted to anyone
+/// would tell it apart from a private one, whose pull is refused.
+pub fn grant(who: &Identity, repo: &RepoName, meta: Option<&Repo>, access: Access) -> bool {
+    rule(who, repo, meta, meta.is_none_or(|m| m.private), access).is_ok()
+}
+
+/// The rules, with `private` saying whether the repository is closed to strangers.
+fn rule(who: &Identity, repo: &RepoName, meta: Option<&Repo>, private: bool, access: Access) -> AppResult<()> {
     let hidden = || AppError::not_found("Repository not found");
+    // What the holder of a token may do now: a token never allows more.
+    let holder_may = |holder: &Holder| match holder {
+        Holder::Anonymous => rule(&Identity::Anonymous, repo, meta, private, access).is_ok(),
+        Holder::User(p) => rule(&Identity::User(p.clone()), repo, meta, private, access).is_ok(),
+        Holder::Unchecked => true,
+    };
     match who {
-        Identity::Token(grant) => {
-            if grant.repo == repo.as_str() && grant.access.permits(access) {
+        Identity::Token(grant, holder) => {
+            let in_grant = grant.repo == repo.as_str() && grant.access.permits(access);
+            if in_grant && holder_may(holder) {
                 Ok(())
             } else if access == Access::Read && !private {
                 // Anyone may read a public repository; a token for another one changes nothing.
                 Ok(())
+            } else if access == Access::Read {
+                // A private repository the token does not open does not exist for its holder.
+                Err(hidden())
             } else if grant.repo != repo.as_str() {
                 Err(AppError::unauthorized("Token is not valid for this repository"))
-            } else {
+            } else if !grant.access.permits(access) {
                 Err(AppError::unauthorized(format!(
                     "Token grants {} access, not {}",
                     grant.access.as_str(),
                     access.as_str()
                 )))
+            } else {
+                Err(AppError::unauthorized("Token is no longer valid for this repository"))
             }
         }
-        Identity::Bearer(claims) => {
+        Identity::Bearer(claims, holder) => {
             let action = match access {
                 Access::Read => "pull",
                 Access::Write => "push",
                 Access::Delete => "delete",
             };
             let public_read = access == Access::Read && meta.is_some_and(|m| !m.private);
-            if claims.allows(repo.as_str(), action) || public_read {
+            if (claims.allows(repo.as_str(), action) && holder_may(holder)) || public_read {
                 Ok(())
             } else if access == Access::Read {
                 Err(hidden())
@@ -55,42 +78,47 @@ pub fn decide(who: &Identity, repo: &RepoName, meta: Option<&Repo>, access: Acce
             Access::Read => Err(hidden()),
             _ => Err(AppError::unauthorized("Requires authorization")),
         },
-        Identity::User(p) => {
-            if p.admin {
-                return Ok(());
-            }
-            let owns = !repo.is_library() && (repo.namespace() == p.name || meta.is_some_and(|m| m.owner == p.name));
-            let collaborates = meta.is_some_and(|m| m.collaborators.iter().any(|c| c == &p.name));
-            match access {
-                Access::Read if !private || owns || collaborates => Ok(()),
-                Access::Read => Err(hidden()),
-                Access::Write if owns || collaborates => Ok(()),
-                Access::Delete if owns => Ok(()),
-                // Writes by strangers get 403 whether the repository is private or absent, so the
-                // answer says nothing about a private repository's existence.
-                _ if repo.is_library() => Err(AppError::forbidden("Only administrators may push to library/")),
-                _ => Err(AppError::forbidden(format!(
-                    "Access denied: {} may not {} {}",
-                    p.name,
-                    access.as_str(),
-                    repo
-                ))),
-            }
-        }
+        Identity::User(p) => user_rule(p, repo, meta, private, access),
+    }
+}
+
+fn user_rule(p: &Principal, repo: &RepoName, meta: Option<&Repo>, private: bool, access: Access) -> AppResult<()> {
+    if p.admin {
+        return Ok(());
+    }
+    let owns = !repo.is_library() && (repo.namespace() == p.name || meta.is_some_and(|m| m.owner == p.name));
+    let collaborates = meta.is_some_and(|m| m.collaborators.iter().any(|c| c == &p.name));
+    match access {
+        Access::Read if !private || owns || collaborates => Ok(()),
+        Access::Read => Err(AppError::not_found("Repository not found")),
+        Access::Write if owns || collaborates => Ok(()),
+        Access::Delete if owns => Ok(()),
+        // Writes by strangers get 403 whether the repository is private or absent, so the
+        // answer says nothing about a private repository's existence.
+        _ if repo.is_library() => Err(AppError::forbidden("Only administrators may push to library/")),
+        _ => Err(AppError::forbidden(format!(
+            "Access denied: {} may not {} {}",
+            p.name,
+            access.as_str(),
+            repo
+        ))),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Principal;
     use crate::index::TokenGrant;
 
-    fn user(n: &str) -> Identity {
-        Identity::User(Principal {
+    fn principal(n: &str) -> Principal {
+        Principal {
             name: n.into(),
             admin: false,
-        })
+            generation: 0,
+        }
+    }
+    fn user(n: &str) -> Identity {
+        Identity::User(principal(n))
     }
     fn meta(private: bool, collabs: &[&str]) -> Repo {
         serde_json::from_value(serde_json::json!({
@@ -141,15 +169,20 @@ mod tests {
         let admin = Identity::User(Principal {
             name: "root".into(),
             admin: true,
+            generation: 0,
         });
         assert!(decide(&admin, &lib, None, Access::Write).is_ok());
         let tok = |repo: &str, access| {
-            Identity::Token(TokenGrant {
-                repo: repo.into(),
-                access,
-                user: "alice".into(),
-                expires: u64::MAX,
-            })
+            Identity::Token(
+                TokenGrant {
+                    repo: repo.into(),
+                    access,
+                    user: "alice".into(),
+                    expires: u64::MAX,
+                    generation: 0,
+                },
+                Holder::User(principal("alice")),
+            )
         };
         assert!(decide(&tok("alice/app", Access::Write), &r, Some(&private), Access::Write).is_ok());
         assert_eq!(
@@ -158,11 +191,73 @@ mod tests {
                 .status(),
             401
         );
+        // A token for another repository reads a private one as absent.
         assert_eq!(
             decide(&tok("alice/other", Access::Write), &r, Some(&private), Access::Read)
                 .unwrap_err()
                 .status(),
+            404
+        );
+    }
+
+    /// A token never allows more than its holder may do now.
+    #[test]
+    fn tokens_follow_their_holder() {
+        let r = RepoName::parse("alice/app").unwrap();
+        let carols = |access| {
+            Identity::Token(
+                TokenGrant {
+                    repo: "alice/app".into(),
+                    access,
+                    user: "carol".into(),
+                    expires: u64::MAX,
+                    generation: 0,
+                },
+                Holder::User(principal("carol")),
+            )
+        };
+        assert!(decide(&carols(Access::Write), &r, Some(&meta(true, &["carol"])), Access::Write).is_ok());
+        // Carol is no longer a collaborator: her write token writes nothing, reads nothing.
+        let without = meta(true, &[]);
+        assert_eq!(
+            decide(&carols(Access::Write), &r, Some(&without), Access::Write)
+                .unwrap_err()
+                .status(),
             401
         );
+        assert_eq!(
+            decide(&carols(Access::Write), &r, Some(&without), Access::Read)
+                .unwrap_err()
+                .status(),
+            404
+        );
+        // An anonymous read token stops reading once the repository is private.
+        let anonymous = Identity::Token(
+            TokenGrant {
+                repo: "alice/app".into(),
+                access: Access::Read,
+                user: String::new(),
+                expires: u64::MAX,
+                generation: 0,
+            },
+            Holder::Anonymous,
+        );
+        assert!(decide(&anonymous, &r, Some(&meta(false, &[])), Access::Read).is_ok());
+        assert_eq!(
+            decide(&anonymous, &r, Some(&without), Access::Read)
+                .unwrap_err()
+                .status(),
+            404
+        );
+    }
+
+    /// v2 grants: an absent repository is granted like a private one.
+    #[test]
+    fn grants_on_absent_repositories() {
+        let r = RepoName::parse("alice/app").unwrap();
+        assert!(grant(&user("alice"), &r, None, Access::Read));
+        assert!(!grant(&user("bob"), &r, None, Access::Read));
+        assert!(!grant(&Identity::Anonymous, &r, None, Access::Read));
+        assert!(grant(&Identity::Anonymous, &r, Some(&meta(false, &[])), Access::Read));
     }
 }

@@ -46,6 +46,9 @@ pub struct TokenGrant {
     pub access: Access,
     pub user: String,
     pub expires: u64,
+    /// The user's generation when the token was issued (see `User::generation`).
+    #[serde(default)]
+    pub generation: u64,
 }
 
 /// The token text as the index hands it out (the value of `X-Docker-Token`).
@@ -81,11 +84,16 @@ impl Index {
         let mut raw = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut raw);
         let signature = hex::encode(raw);
+        let generation = match user {
+            "" => 0,
+            name => self.user(name)?.map_or(0, |u| u.generation),
+        };
         let grant = TokenGrant {
             repo: repo.to_string(),
             access,
             user: user.to_string(),
             expires: now_secs().saturating_add(ttl_secs),
+            generation,
         };
         self.tokens.insert(key(&signature), encode(&grant)?)?;
         Ok(format_token(&signature, repo, access))

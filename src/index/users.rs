@@ -19,6 +19,10 @@ pub struct User {
     pub active: bool,
     pub admin: bool,
     pub created: u64,
+    /// Bumped whenever what the account may do shrinks or its password changes: tokens carry
+    /// the generation they were issued under and stop working when it moves on.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 /// The exact body Docker 1.x looks for to switch from registration to login.
@@ -142,6 +146,7 @@ impl Index {
             active,
             admin,
             created: now_secs(),
+            generation: 0,
         };
         let value = encode(&user)?;
         let result = (&self.users, &self.emails).transaction(|(users, emails)| {
@@ -200,20 +205,27 @@ impl Index {
         let phc = password::hash(password, self.pbkdf2_rounds)?;
         self.update_user(username, |u| {
             u.password = phc.clone();
+            u.generation += 1;
             Ok(())
         })
     }
 
     pub fn set_active(&self, username: &str, active: bool) -> AppResult<User> {
         self.update_user(username, |u| {
-            u.active = active;
+            if u.active != active {
+                u.active = active;
+                u.generation += 1;
+            }
             Ok(())
         })
     }
 
     pub fn set_admin(&self, username: &str, admin: bool) -> AppResult<User> {
         self.update_user(username, |u| {
-            u.admin = admin;
+            if u.admin != admin {
+                u.admin = admin;
+                u.generation += 1;
+            }
             Ok(())
         })
     }

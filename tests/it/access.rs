@@ -122,7 +122,8 @@ async fn private_repositories_and_collaborators() {
         .await
         .unwrap();
     let body = expect(r, 400, "private parent").await;
-    assert_eq!(body["error"], "Image depends on an unauthorized parent");
+    // The same answer as a parent that does not exist: the private image is not there for Bob.
+    assert_eq!(body["error"], "Image depends on a non existing parent");
     let r = c
         .put(format!("{url}/v1/repositories/bobby/steal/tags/x"))
         .header("Authorization", &btok)

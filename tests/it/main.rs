@@ -9,6 +9,8 @@ mod delegated;
 mod durability;
 mod gc;
 mod hardening;
+mod privacy;
+mod revocation;
 mod ui;
 mod v1_errors;
 mod v1_flows;

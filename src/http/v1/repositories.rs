@@ -271,7 +271,8 @@ async fn token_answer(
     access: Option<&str>,
 ) -> AppResult<crate::index::TokenGrant> {
     let repo = RepoName::parse(path)?;
-    let Identity::Token(grant) = state.gate.identify(req).await? else {
+    let who = state.gate.identify(req).await?;
+    let Identity::Token(grant, _) = &who else {
         return Err(AppError::unauthorized("A token is required"));
     };
     if grant.repo != repo.as_str() {
@@ -288,7 +289,9 @@ async fn token_answer(
             wanted.as_str()
         )));
     }
-    Ok(grant)
+    // The holder's rights as they are now: a token outlives none of them.
+    state.gate.check(&who, &repo, wanted).await?;
+    Ok(grant.clone())
 }
 
 async fn get_properties(IndexRole(ix): IndexRole, access: V1Access<Pull>) -> AppResult<HttpResponse> {

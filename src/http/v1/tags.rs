@@ -24,7 +24,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/repositories/{repo:.+}/json", web::get().to(repo_json));
 }
 
-/// 404 unless the repository exists in the index or has data in the registry.
+/// 404 unless the repository exists in the index or has data in the registry: the same answer
+/// a private repository gives a caller who may not read it.
 async fn require_repo(state: &AppState, repo: &RepoName) -> AppResult<()> {
     if state.v1_repos.exists(repo).await? || state.gate.repo_meta(repo).await?.is_some() {
         Ok(())
@@ -47,6 +48,7 @@ async fn get_tag(
     let (_, tag) = path.into_inner();
     let repo = access.repo;
     let tag = TagName::parse(&tag)?;
+    require_repo(&state, &repo).await?;
     match state.v1_repos.get(&repo, &tag).await? {
         Some(id) => Ok(json(StatusCode::OK, &id.as_str())),
         None => Err(AppError::not_found("Tag not found")),
@@ -113,11 +115,13 @@ async fn tag_json(
     let (_, tag) = path.into_inner();
     let repo = access.repo;
     let tag = TagName::parse(&tag)?;
+    require_repo(&state, &repo).await?;
     Ok(json(StatusCode::OK, &state.v1_repos.tag_json(&repo, &tag).await?))
 }
 
 async fn repo_json(state: web::Data<AppState>, access: V1Access<Pull>) -> AppResult<HttpResponse> {
     let repo = access.repo;
     let latest = TagName::parse("latest")?;
+    require_repo(&state, &repo).await?;
     Ok(json(StatusCode::OK, &state.v1_repos.tag_json(&repo, &latest).await?))
 }

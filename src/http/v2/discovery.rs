@@ -116,6 +116,11 @@ async fn referrers(
 ) -> V2Result<HttpResponse> {
     let subject: Digest = path.1.parse()?;
     let mut list = state.v2_repos.referrers(access.repo(), &subject).await?;
+    if list.is_empty() && !state.v2_repos.exists(access.repo()).await? {
+        // An empty list for a repository that does not exist would tell it apart from a
+        // private one (NAME_UNKNOWN); the spec's 200 is for a repository that is found.
+        return Err(super::not_found(&state, access.repo(), AppError::not_found("no referrers")).await);
+    }
     let filter = query_one(&req, "artifactType");
     if let Some(f) = &filter {
         list.retain(|d| d.artifact_type.as_deref() == Some(f.as_str()));

@@ -108,7 +108,7 @@ pub async fn authorize(state: &AppState, req: &HttpRequest, name: &Name, access:
     match state.gate.check(&who, &name.repo, access).await {
         Ok(()) => Ok(who),
         Err(e) if e.kind == Kind::Unauthorized => {
-            let error = matches!(who, Identity::Bearer(_)).then_some("insufficient_scope");
+            let error = matches!(who, Identity::Bearer(..)).then_some("insufficient_scope");
             Err(V2Error {
                 error: e,
                 challenge: Some(challenge(state, req, Some(scope), error)),

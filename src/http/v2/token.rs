@@ -36,7 +36,7 @@ async fn token(state: web::Data<AppState>, req: HttpRequest) -> V2Result<HttpRes
         error,
     };
     let who = state.gate.identify(&req).await.map_err(basic)?;
-    if matches!(who, Identity::Token(_) | Identity::Bearer(_)) {
+    if matches!(who, Identity::Token(..) | Identity::Bearer(..)) {
         return Err(basic(AppError::unauthorized(
             "use Basic credentials (or none) to get a token",
         )));
@@ -57,6 +57,10 @@ async fn token(state: web::Data<AppState>, req: HttpRequest) -> V2Result<HttpRes
         iat: now,
         jti: hex::encode(rand::random::<[u8; 12]>()),
         access,
+        gen: match &who {
+            Identity::User(p) => p.generation,
+            _ => 0,
+        },
     };
     let jwt = signer.sign(&claims)?;
     Ok(HttpResponse::Ok()
