@@ -238,3 +238,116 @@ async fn registration_refuses_reserved_names_and_odd_passwords() {
     assert_eq!(r.status(), 400);
     assert_eq!(body_json(r).await, "Username or email already exists");
 }
+
+/// Item 6: one writer per v1 image id. Two users racing `PUT json` of one id: exactly one wins
+/// and owns it. A second `PUT layer` while one streams is refused, so the stored layer always
+/// matches its checksum.
+#[tokio::test]
+async fn one_writer_per_image_id() {
+    let s = Server::start("");
+    s.register("alice", "secret1").await;
+    s.register("bobby", "secret2").await;
+    let (alice, bobby) = (basic("alice", "secret1"), basic("bobby", "secret2"));
+    let c = client();
+    for _ in 0..16 {
+        let id = random_id();
+        let put = |auth: String| {
+            let (c, url, id) = (c.clone(), s.url.clone(), id.clone());
+            tokio::spawn(async move {
+                let r = c
+                    .put(format!("{url}/v1/images/{id}/json"))
+                    .header("Authorization", auth)
+                    .body(image_json(&id, None))
+                    .send()
+                    .await
+                    .expect("put json");
+                r.status().as_u16()
+            })
+        };
+        let (a, b) = (put(alice.clone()), put(bobby.clone()));
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        assert_eq!(
+            [a, b].iter().filter(|s| **s == 200).count(),
+            1,
+            "exactly one of two racing PUT json wins: {a} {b}"
+        );
+        assert!([a, b].contains(&409), "the other gets 409: {a} {b}");
+        let (winner, loser) = if a == 200 { (&alice, &bobby) } else { (&bobby, &alice) };
+        // The loser cannot write the winner's image in any way.
+        let r = c
+            .put(format!("{}/v1/images/{id}/layer", s.url))
+            .header("Authorization", loser)
+            .body(vec![1u8; 10])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 409, "loser writes the layer");
+        let r = c
+            .put(format!("{}/v1/images/{id}/layer", s.url))
+            .header("Authorization", winner)
+            .body(vec![2u8; 10])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "winner writes the layer");
+    }
+
+    // A layer streaming slowly; a second upload of the same id meanwhile is refused.
+    let img = &chain(1)[0];
+    let r = c
+        .put(format!("{}/v1/images/{}/json", s.url, img.id))
+        .header("Authorization", &alice)
+        .body(img.json.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
+    let slow = {
+        let (c, url, id, auth) = (c.clone(), s.url.clone(), img.id.clone(), alice.clone());
+        tokio::spawn(async move {
+            c.put(format!("{url}/v1/images/{id}/layer"))
+                .header("Authorization", auth)
+                .body(reqwest::Body::wrap_stream(rx))
+                .send()
+                .await
+                .expect("slow layer")
+                .status()
+                .as_u16()
+        })
+    };
+    let half = img.layer.len() / 2;
+    tx.unbounded_send(Ok(img.layer[..half].to_vec())).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let other = random_bytes(4096);
+    let r = c
+        .put(format!("{}/v1/images/{}/layer", s.url, img.id))
+        .header("Authorization", &alice)
+        .body(other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        409,
+        "a second layer upload of the same id while one streams"
+    );
+    tx.unbounded_send(Ok(img.layer[half..].to_vec())).unwrap();
+    drop(tx);
+    assert_eq!(slow.await.unwrap(), 200);
+    let r = c
+        .put(format!("{}/v1/images/{}/checksum", s.url, img.id))
+        .header("Authorization", &alice)
+        .header("X-Docker-Checksum-Payload", img.payload_checksum())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the checksum of the layer that was stored");
+    let r = c
+        .get(format!("{}/v1/images/{}/layer", s.url, img.id))
+        .header("Authorization", &alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().as_ref(), img.layer.as_slice());
+}

@@ -110,14 +110,9 @@ async fn put_checksum(
 ) -> AppResult<HttpResponse> {
     let id = ImageId::parse(&id)?;
     let uploader = state.gate.check_image_write(&who).await?.name;
-    if let crate::registry::v1::images::ImageState::InProgress { uploader: u } = state.images.state(&id).await? {
-        if u != uploader {
-            return Err(AppError::conflict("Image is being uploaded by another user"));
-        }
-    }
     let payload = header_str(&req, "X-Docker-Checksum-Payload");
     let tarsum = header_str(&req, "X-Docker-Checksum");
-    state.images.put_checksum(&id, payload, tarsum).await?;
+    state.images.put_checksum(&id, &uploader, payload, tarsum).await?;
     Ok(ok_true())
 }
 

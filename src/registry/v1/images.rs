@@ -13,6 +13,8 @@ use crate::storage::{keys, pump, Storage};
 use bytes::Bytes;
 use futures::Stream;
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageState {
@@ -37,11 +39,47 @@ pub struct ImageJson {
 #[derive(Clone)]
 pub struct Images {
     storage: Storage,
+    /// Image ids with a write in progress: one writer per image at a time, so two uploads of
+    /// one id cannot mix one's layer with the other's checksum, nor race to own it.
+    writing: Arc<Mutex<HashSet<ImageId>>>,
+}
+
+/// The turn of one request to write an image; the id is free again when it is dropped.
+struct WriteTurn {
+    writing: Arc<Mutex<HashSet<ImageId>>>,
+    id: ImageId,
+}
+
+impl Drop for WriteTurn {
+    fn drop(&mut self) {
+        if let Ok(mut ids) = self.writing.lock() {
+            ids.remove(&self.id);
+        }
+    }
 }
 
 impl Images {
     pub fn new(storage: Storage) -> Images {
-        Images { storage }
+        Images {
+            storage,
+            writing: Arc::default(),
+        }
+    }
+
+    /// The only way to change an image: a second writer of the same id is refused (409) rather
+    /// than queued, since a v1 client never writes one image twice at once.
+    fn turn(&self, id: &ImageId) -> AppResult<WriteTurn> {
+        let mut ids = self
+            .writing
+            .lock()
+            .map_err(|_| AppError::internal("image writers lock poisoned"))?;
+        if !ids.insert(id.clone()) {
+            return Err(AppError::conflict("Image is being written by another request"));
+        }
+        Ok(WriteTurn {
+            writing: self.writing.clone(),
+            id: id.clone(),
+        })
     }
 
     pub fn storage(&self) -> &Storage {
@@ -107,6 +145,7 @@ impl Images {
 
     /// Step 1 of a push. `parent` has been checked by the caller (exists, readable).
     pub async fn put_json(&self, id: &ImageId, body: Bytes, parent: Option<&ImageId>, uploader: &str) -> AppResult<()> {
+        let _turn = self.turn(id)?;
         match self.state(id).await? {
             ImageState::Complete => return Err(AppError::conflict("Image already exists")),
             ImageState::InProgress { uploader: u } if u != uploader => {
@@ -157,6 +196,7 @@ impl Images {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
+        let _turn = self.turn(id)?;
         match self.state(id).await? {
             ImageState::Missing => return Err(AppError::not_found("Image not found")),
             ImageState::Complete => return Err(AppError::conflict("Image already exists")),
@@ -200,7 +240,13 @@ impl Images {
     }
 
     /// Step 3: the client's payload checksum must equal the one computed while streaming.
-    pub async fn put_checksum(&self, id: &ImageId, payload: Option<&str>, tarsum: Option<&str>) -> AppResult<()> {
+    pub async fn put_checksum(
+        &self,
+        id: &ImageId,
+        uploader: &str,
+        payload: Option<&str>,
+        tarsum: Option<&str>,
+    ) -> AppResult<()> {
         let Some(payload) = payload else {
             return Err(AppError::new(
                 crate::error::Kind::PreconditionFailed,
@@ -211,9 +257,13 @@ impl Images {
         if payload.is_empty() {
             return Err(AppError::bad_request("Missing Image's checksum"));
         }
+        let _turn = self.turn(id)?;
         match self.state(id).await? {
             ImageState::Missing => return Err(AppError::not_found("Image not found")),
             ImageState::Complete => return Err(AppError::conflict("Cannot set this image checksum")),
+            ImageState::InProgress { uploader: u } if u != uploader => {
+                return Err(AppError::conflict("Image is being uploaded by another user"))
+            }
             ImageState::InProgress { .. } => {}
         }
         let computed = self.storage.get(&keys::image(id, "_checksum")).await?;
