@@ -29,6 +29,33 @@ pub struct Config {
     pub delegate: DelegateConfig,
     pub v2: V2Config,
     pub ui: UiConfig,
+    pub limits: LimitsConfig,
+}
+
+/// What one client may take of the server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Failed logins allowed per account within `login_window_secs`; then 429 with
+    /// `Retry-After` until the window ends (also for the right password). 0 = no limit.
+    pub login_failures_per_account: u32,
+    /// Failed logins allowed per client address within `login_window_secs`. 0 = no limit.
+    pub login_failures_per_address: u32,
+    pub login_window_secs: u64,
+    /// Password hashes computed at once (PBKDF2 is slow on purpose); 0 = one less than the
+    /// number of cores (at least one), so logins never take every core from other requests.
+    pub password_hash_threads: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            login_failures_per_account: 10,
+            login_failures_per_address: 30,
+            login_window_secs: 60,
+            password_hash_threads: 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -118,6 +145,7 @@ impl Default for Config {
             delegate: DelegateConfig::default(),
             v2: V2Config::default(),
             ui: UiConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }

@@ -34,6 +34,8 @@ pub enum Kind {
     TagInvalid,
     Unsupported,
     TooLarge,
+    /// A client asks too much, too fast (failed logins, concurrent uploads): retry later.
+    TooManyRequests,
     /// A username or email is taken (Docker 1.x reads the exact message to switch to login).
     AccountExists,
 }
@@ -65,6 +67,7 @@ fn table(kind: Kind) -> (StatusCode, &'static str) {
         TagInvalid => (StatusCode::BAD_REQUEST, "TAG_INVALID"),
         Unsupported => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
         TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID"),
+        TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
         AccountExists => (StatusCode::BAD_REQUEST, "DENIED"),
     }
 }
@@ -76,6 +79,8 @@ pub struct AppError {
     pub message: String,
     /// Why, when the error comes from below (an I/O or database error, say): logged, never sent.
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    /// Seconds after which the client may retry (`Retry-After`).
+    retry_after: Option<u64>,
 }
 
 pub type AppResult<T> = Result<T, AppError>;
@@ -98,7 +103,16 @@ impl AppError {
             kind,
             message: message.into(),
             source: None,
+            retry_after: None,
         }
+    }
+    /// The same error, telling the client when to retry.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after
     }
     /// The same error with its cause attached.
     pub fn caused_by(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
@@ -208,6 +222,9 @@ impl ResponseError for AppError {
         if self.kind == Kind::Unauthorized {
             resp.insert_header((header::WWW_AUTHENTICATE, "Token"));
         }
+        if let Some(secs) = self.retry_after {
+            resp.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
         resp.json(serde_json::json!({ "error": self.message }))
     }
 }
@@ -241,6 +258,9 @@ impl ResponseError for V2Error {
         resp.insert_header(("Docker-Distribution-API-Version", "registry/2.0"));
         if let Some(c) = &self.challenge {
             resp.insert_header((header::WWW_AUTHENTICATE, c.as_str()));
+        }
+        if let Some(secs) = self.error.retry_after {
+            resp.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
         resp.json(serde_json::json!({
             "errors": [{ "code": self.error.v2_code(), "message": self.error.message, "detail": null }]

@@ -55,13 +55,15 @@ pub async fn open_state(config: Config) -> Result<AppState, StartError> {
     };
     let jwks_url =
         (!config.standalone).then(|| format!("{}/v2/token/keys", config.index_endpoint.trim_end_matches('/')));
-    let mut gate = auth::Gate::new(index.clone()).with_tokens(
-        signer,
-        config.v2_public_key(),
-        jwks_url,
-        &config.v2.service,
-        std::time::Duration::from_secs(config.delegate.timeout_secs),
-    );
+    let mut gate = auth::Gate::new(index.clone())
+        .with_tokens(
+            signer,
+            config.v2_public_key(),
+            jwks_url,
+            &config.v2.service,
+            std::time::Duration::from_secs(config.delegate.timeout_secs),
+        )
+        .with_limits(&config.limits, config.trust_forwarded_headers);
     if !config.standalone {
         let remote = auth::remote::RemoteIndex::new(&config, gate.stats()).map_err(StartError::Delegate)?;
         gate.set_remote(remote);

@@ -10,6 +10,7 @@ pub mod jwt;
 pub mod policy;
 pub mod remote;
 pub mod scopes;
+pub mod throttle;
 
 use crate::error::{AppError, AppResult};
 use crate::index::password;
@@ -21,7 +22,9 @@ use actix_web::HttpRequest;
 use base64::Engine;
 use credentials::CredentialCache;
 use remote::{DelegateStats, RemoteIndex, TokenClaim};
+use std::net::IpAddr;
 use std::sync::Arc;
+use throttle::Throttle;
 
 /// The caller, once their credentials have been checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +151,9 @@ pub struct Gate {
     jwks_url: Option<String>,
     audience: String,
     http_timeout: std::time::Duration,
+    throttle: Throttle,
+    /// Take the client's address from `X-Forwarded-For` (behind a trusted proxy only).
+    trust_forwarded: bool,
 }
 
 impl Gate {
@@ -162,7 +168,33 @@ impl Gate {
             jwks_url: None,
             audience: "skiff".into(),
             http_timeout: std::time::Duration::from_secs(5),
+            throttle: Throttle::new(&crate::config::LimitsConfig::default()),
+            trust_forwarded: false,
         }
+    }
+
+    /// Login throttling and the password-hashing pool, from `[limits]`.
+    pub fn with_limits(mut self, limits: &crate::config::LimitsConfig, trust_forwarded: bool) -> Gate {
+        self.throttle = Throttle::new(limits);
+        self.trust_forwarded = trust_forwarded;
+        self
+    }
+
+    /// The client's address, for throttling: the peer, or the first `X-Forwarded-For` hop when
+    /// the operator trusts the proxy in front.
+    fn client_address(&self, req: &HttpRequest) -> Option<IpAddr> {
+        if self.trust_forwarded {
+            let forwarded = req
+                .headers()
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.trim().parse().ok());
+            if forwarded.is_some() {
+                return forwarded;
+            }
+        }
+        req.peer_addr().map(|a| a.ip())
     }
 
     /// Sets up v2 token signing and verification for this process's role.
@@ -269,7 +301,10 @@ impl Gate {
         }
         match creds {
             Credentials::None => Ok(Identity::Anonymous),
-            Credentials::Basic { user, password } => self.login(&user, &password).await.map(Identity::User),
+            Credentials::Basic { user, password } => self
+                .login(&user, &password, self.client_address(req))
+                .await
+                .map(Identity::User),
             Credentials::Token(sigs) => {
                 let grant = self.token(sigs).await?;
                 let holder = self.holder(&grant.user, grant.generation)?;
@@ -300,34 +335,47 @@ impl Gate {
         }
     }
 
-    /// Checks a username and password: 401 if wrong, 403 if the account is not active.
-    pub async fn login(&self, user: &str, password: &str) -> AppResult<Principal> {
+    /// Checks a username and password: 401 if wrong, 403 if the account is not active, 429
+    /// while the account or the address has used up its failed logins.
+    pub async fn login(&self, user: &str, password: &str, address: Option<IpAddr>) -> AppResult<Principal> {
         let index = self.local()?.clone();
         // Inline for the same reason as `repo_meta`: a cached read on every authenticated call.
         let account = index.user(user)?;
+        // A credential verified before costs nothing and proves nothing new: only guesses are
+        // throttled (a guess never hits the cache, which holds verified passwords only).
+        let cached = account
+            .as_ref()
+            .is_some_and(|a| self.cache.hit(user, password, &a.password));
+        if !cached {
+            self.throttle.admit(user, address)?;
+        }
         let wrong = || AppError::unauthorized("Wrong login/password, please try again");
         let Some(account) = account else {
             // Spend the same time as a real check so usernames cannot be probed by timing.
             let (pw, ix) = (password.to_string(), index.clone());
-            let _ = tokio::task::spawn_blocking(move || ix.dummy_phc().map(|phc| password::verify(&pw, &phc))).await;
+            let _ = self
+                .throttle
+                .hash(move || ix.dummy_phc().map(|phc| password::verify(&pw, &phc)))
+                .await?;
+            self.throttle.failed(user, address);
             return Err(wrong());
         };
-        if !self.cache.hit(user, password, &account.password) {
+        if !cached {
             let flight = self.cache.flight(user, password);
             let _turn = flight.lock().await;
             // Another request may have verified this very credential while we waited.
             if !self.cache.hit(user, password, &account.password) {
                 let (pw, phc) = (password.to_string(), account.password.clone());
-                let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &phc))
-                    .await
-                    .map_err(AppError::internal);
+                let ok = self.throttle.hash(move || password::verify(&pw, &phc)).await;
                 if matches!(ok, Ok(true)) {
                     self.cache.remember(user, password, &account.password);
                 }
                 self.cache.land(user, password);
                 if !ok? {
+                    self.throttle.failed(user, address);
                     return Err(wrong());
                 }
+                self.throttle.succeeded(user);
             }
         }
         if !account.active {

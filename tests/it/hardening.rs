@@ -351,3 +351,108 @@ async fn one_writer_per_image_id() {
         .unwrap();
     assert_eq!(r.bytes().await.unwrap().as_ref(), img.layer.as_slice());
 }
+
+/// Item 7: failed logins are throttled per account and per address (429 with `Retry-After`,
+/// the right password included, on v1 and on the v2 token endpoint); another account from the
+/// same address is unaffected until the address itself is spent.
+#[tokio::test]
+async fn failed_logins_are_throttled() {
+    let s = Server::start(
+        "[limits]\nlogin_failures_per_account = 3\nlogin_failures_per_address = 8\nlogin_window_secs = 30\n",
+    );
+    s.register("alice", "secret1").await;
+    s.register("bobby", "secret2").await;
+    let c = client();
+    let login = |user: &str, pw: &str| {
+        c.get(format!("{}/v1/users/", s.url))
+            .header("Authorization", basic(user, pw))
+            .send()
+    };
+    for _ in 0..3 {
+        expect(login("alice", "wrong").await.unwrap(), 401, "wrong password").await;
+    }
+    let r = login("alice", "secret1").await.unwrap();
+    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry), "Retry-After {retry}");
+    let body = expect(r, 429, "right password while throttled").await;
+    assert!(body["error"].as_str().unwrap().contains("Too many failed logins"));
+    // The v2 token endpoint answers the same, in the v2 format.
+    let r = c
+        .get(format!("{}/v2/token?service=skiff", s.url))
+        .header("Authorization", basic("alice", "secret1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["errors"][0]["code"], "TOOMANYREQUESTS");
+    // Bobby, from the same address, still gets in.
+    expect(login("bobby", "secret2").await.unwrap(), 200, "another account").await;
+    // Unknown accounts count against the address: 3 (alice) + 5 more spend its 8.
+    for i in 0..5 {
+        expect(login(&format!("ghost{i}"), "x").await.unwrap(), 401, "unknown user").await;
+    }
+    expect(login("bobby", "wrong").await.unwrap(), 429, "address spent").await;
+}
+
+/// Item 7: password hashing runs on a bounded pool: a burst of 24 wrong-password logins at a
+/// realistic round count does not spawn a thread per login, and already verified (cached)
+/// credentials are served meanwhile.
+#[tokio::test]
+async fn password_checks_run_on_a_bounded_pool() {
+    let s = Server::start(
+        "[index]\npbkdf2_rounds = 100000\n[limits]\nlogin_failures_per_address = 0\nlogin_failures_per_account = 0\npassword_hash_threads = 1\n",
+    );
+    s.register("alice", "secret1").await;
+    let c = client();
+    let url = s.url.clone();
+    let ok = c
+        .get(format!("{url}/v1/users/"))
+        .header("Authorization", basic("alice", "secret1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200, "warm the credential cache");
+    let before = threads(&s);
+    let burst: Vec<_> = (0..24)
+        .map(|i| {
+            let (c, url) = (c.clone(), url.clone());
+            tokio::spawn(async move {
+                let user = if i % 2 == 0 {
+                    "alice".to_string()
+                } else {
+                    format!("ghost{i}")
+                };
+                c.get(format!("{url}/v1/users/"))
+                    .header("Authorization", basic(&user, "wrong"))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut peak = 0;
+    for _ in 0..10 {
+        let r = c
+            .get(format!("{url}/v1/users/"))
+            .header("Authorization", basic("alice", "secret1"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "cached credentials during the burst");
+        peak = peak.max(threads(&s));
+    }
+    let mut unfinished = 0;
+    for b in &burst {
+        if !b.is_finished() {
+            unfinished += 1;
+        }
+    }
+    for b in burst {
+        assert_eq!(b.await.unwrap().unwrap(), 401);
+    }
+    assert!(unfinished > 0, "cached requests were served while logins still queued");
+    assert!(peak <= before + 4, "threads grew from {before} to {peak} for 24 logins");
+}
