@@ -220,12 +220,14 @@ async fn cross_repository_mounts() {
     assert_eq!(g.h("docker-content-digest"), Some(public.clone()));
     assert_eq!(api.get(&g.location(&s.url), None).await.body, b"public layer");
 
-    // Not readable (private to someone else), absent, or no `from`: 202 and an upload session.
+    // Not readable (private to someone else, also when `from` is left out), absent: 202 and
+    // an upload session.
     for (what, q) in [
         ("private to someone else", mount(&private, Some("alice/priv"))),
+        ("without from, only in a private repository", mount(&private, None)),
+        ("without from, in no repository", mount(&sha256(b"nowhere"), None)),
         ("absent from `from`", mount(&private, Some("alice/pub"))),
         ("no such repository", mount(&public, Some("nobody/nothing"))),
-        ("without from", mount(&public, None)),
         ("invalid from", mount(&public, Some("Not/Valid"))),
     ] {
         let g = api.start_upload("bobby/other", &q, Some(&bobby)).await;
@@ -243,6 +245,17 @@ async fn cross_repository_mounts() {
             "nothing mounted",
         );
     }
+    // Without `from`, a blob in a repository the caller may read is found and mounted.
+    let g = api
+        .start_upload("bobby/auto", &mount(&public, None), Some(&bobby))
+        .await;
+    ok(&g, 201, "mount without from, from a public repository");
+    assert_eq!(g.h("location"), Some(format!("/v2/bobby/auto/blobs/{public}")));
+    assert_eq!(api.get(&g.location(&s.url), Some(&bobby)).await.body, b"public layer");
+    let g = api
+        .start_upload("carol/auto", &mount(&private, None), Some(&carol))
+        .await;
+    ok(&g, 201, "collaborator mounts without from");
     // A collaborator of the private repository may mount from it.
     let g = api
         .start_upload("carol/app", &mount(&private, Some("alice/priv")), Some(&carol))

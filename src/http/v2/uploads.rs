@@ -7,6 +7,7 @@ use crate::digest::{Algorithm, Digest};
 use crate::error::{AppError, Kind};
 use crate::http::access::{Push, V2Access};
 use crate::index::Access;
+use crate::names::RepoName;
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -49,6 +50,28 @@ async fn link(state: &AppState, who: &Identity, name: &Name, digest: &Digest) ->
     Ok(state.ensure_record(who, &name.repo).await?)
 }
 
+/// May `who` mount `digest` from `repo`: they may read it, and it holds the blob.
+async fn mountable(state: &AppState, who: &Identity, repo: &RepoName, digest: &Digest) -> V2Result<bool> {
+    Ok(state.gate.check(who, repo, Access::Read).await.is_ok() && state.v2_repos.blob(repo, digest).await?.is_some())
+}
+
+/// Repositories looked at, at most, for a mount without `from`: beyond them the client simply
+/// uploads the blob (202), so one request's work stays bounded however many repositories exist.
+const AUTO_MOUNT_SCAN: usize = 1000;
+
+/// A repository the caller may read that holds `digest`, for a mount without `from`.
+async fn readable_source(state: &AppState, who: &Identity, digest: &Digest) -> V2Result<Option<RepoName>> {
+    if state.storage.blob_size(digest).await.map_err(AppError::from)?.is_none() {
+        return Ok(None);
+    }
+    for repo in state.v2_repos.names().await?.into_iter().take(AUTO_MOUNT_SCAN) {
+        if mountable(state, who, &repo, digest).await? {
+            return Ok(Some(repo));
+        }
+    }
+    Ok(None)
+}
+
 async fn start(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -59,15 +82,19 @@ async fn start(
 
     if let Some(mount) = query_one(&req, "mount") {
         let digest: Digest = mount.parse()?;
-        if let Some(from) = query_one(&req, "from") {
+        let source = match query_one(&req, "from") {
             // Mount only what the caller may read; otherwise fall back to a plain upload.
-            if let Ok(from) = Name::parse(&from) {
-                let readable = state.gate.check(&who, &from.repo, Access::Read).await.is_ok();
-                if readable && state.v2_repos.blob(&from.repo, &digest).await?.is_some() {
-                    link(&state, &who, &name, &digest).await?;
-                    return Ok(created(&name, &digest));
-                }
-            }
+            Some(from) => match Name::parse(&from) {
+                Ok(from) if mountable(&state, &who, &from.repo, &digest).await? => Some(from.repo),
+                _ => None,
+            },
+            // The spec lets `from` be omitted: the blob is looked for in the repositories the
+            // caller may read, never in any other.
+            None => readable_source(&state, &who, &digest).await?,
+        };
+        if source.is_some() {
+            link(&state, &who, &name, &digest).await?;
+            return Ok(created(&name, &digest));
         }
     } else if let Some(digest) = query_one(&req, "digest") {
         let digest: Digest = digest.parse()?;
