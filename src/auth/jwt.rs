@@ -104,6 +104,9 @@ const CACHE_MAX: usize = 10_000;
 
 pub struct Verifier {
     keys: Vec<DecodingKey>,
+    /// The key ids of `keys` (as `Signer` names them), to tell a token signed with a key this
+    /// verifier has never seen (the index changed its key) from a bad one.
+    kids: Vec<String>,
     validation: Validation,
     cache: Mutex<HashMap<[u8; 32], Claims>>,
 }
@@ -125,6 +128,7 @@ impl Verifier {
         validation.leeway = CLOCK_LEEWAY_SECS;
         Verifier {
             keys: public_keys.iter().map(|k| DecodingKey::from_ed_der(k)).collect(),
+            kids: public_keys.iter().map(|k| kid_of(k)).collect(),
             validation,
             cache: Mutex::new(HashMap::new()),
         }
@@ -142,6 +146,14 @@ impl Verifier {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Whether the token names a key id this verifier does not have (a newer key of the index).
+    pub fn unknown_key(&self, token: &str) -> bool {
+        jsonwebtoken::decode_header(token)
+            .ok()
+            .and_then(|h| h.kid)
+            .is_some_and(|kid| !self.kids.contains(&kid))
     }
 
     pub fn verify(&self, token: &str) -> AppResult<Claims> {

@@ -137,6 +137,21 @@ pub struct Uploader {
     pub repo: Option<RepoName>,
 }
 
+/// The shortest time between two fetches of the index's keys.
+const JWKS_REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+/// After a failed fetch, requests fail at once for this long instead of each trying again.
+const JWKS_RETRY_AFTER_FAILURE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The last fetch of the index's keys: when it began, its error if it failed, and whether it
+/// was a refresh that still did not know the key it was made for (then refreshes wait
+/// `JWKS_REFRESH_INTERVAL`: made-up key ids cannot make the registry hammer the index).
+#[derive(Default)]
+struct KeyFetch {
+    began: Option<std::time::Instant>,
+    failed: Option<AppError>,
+    fruitless: bool,
+}
+
 pub struct Gate {
     index: Option<Index>,
     /// The external index, when `standalone = false`.
@@ -149,6 +164,9 @@ pub struct Gate {
     verifier: std::sync::RwLock<Option<Arc<jwt::Verifier>>>,
     /// Where to fetch the verification keys from when there is no local signer.
     jwks_url: Option<String>,
+    /// Held while the keys are fetched (one fetch at a time, however many requests wait for
+    /// it), with when the last fetch began.
+    jwks_fetch: tokio::sync::Mutex<KeyFetch>,
     audience: String,
     http_timeout: std::time::Duration,
     throttle: Throttle,
@@ -166,6 +184,7 @@ impl Gate {
             signer: None,
             verifier: std::sync::RwLock::new(None),
             jwks_url: None,
+            jwks_fetch: tokio::sync::Mutex::new(KeyFetch::default()),
             audience: "skiff".into(),
             http_timeout: std::time::Duration::from_secs(5),
             throttle: Throttle::new(&crate::config::LimitsConfig::default()),
@@ -227,9 +246,54 @@ impl Gate {
 
     /// The verifier, fetching the external index's public keys on first use.
     async fn verifier(&self) -> AppResult<Arc<jwt::Verifier>> {
-        if let Some(v) = self.verifier.read().ok().and_then(|g| g.clone()) {
-            return Ok(v);
+        match self.verifier.read().ok().and_then(|g| g.clone()) {
+            Some(v) => Ok(v),
+            None => self.fetch_keys(None).await,
         }
+    }
+
+    /// Verifies a JWT. A token signed with a key the verifier does not know sends it to fetch
+    /// the index's keys again (the index changed its key).
+    async fn verify_bearer(&self, token: &str) -> AppResult<jwt::Claims> {
+        let v = self.verifier().await?;
+        match v.verify(token) {
+            Err(_) if self.jwks_url.is_some() && v.unknown_key(token) => {
+                self.fetch_keys(Some((&v, token))).await?.verify(token)
+            }
+            result => result,
+        }
+    }
+
+    /// Fetches the external index's keys (JWKS), one fetch at a time: requests arriving during
+    /// a fetch wait for it and use its result. `stale`: the verifier that did not know the
+    /// token's key, and the token; `None` on first use.
+    async fn fetch_keys(&self, stale: Option<(&Arc<jwt::Verifier>, &str)>) -> AppResult<Arc<jwt::Verifier>> {
+        let mut last = self.jwks_fetch.lock().await;
+        let since = |d| last.began.is_some_and(|t| t.elapsed() < d);
+        let current = self.verifier.read().ok().and_then(|g| g.clone());
+        if let Some(current) = &current {
+            // Fetched by another request while this one waited.
+            let newer = stale.is_none_or(|(s, _)| !Arc::ptr_eq(s, current));
+            if newer || (last.fruitless && since(JWKS_REFRESH_INTERVAL)) {
+                return Ok(current.clone());
+            }
+        }
+        if let Some(e) = &last.failed {
+            if since(JWKS_RETRY_AFTER_FAILURE) {
+                return Err(e.clone());
+            }
+        }
+        last.began = Some(std::time::Instant::now());
+        let result = self.download_keys().await;
+        last.failed = result.as_ref().err().cloned();
+        last.fruitless = match (&result, stale) {
+            (Ok(v), Some((_, token))) => v.unknown_key(token),
+            _ => false,
+        };
+        result
+    }
+
+    async fn download_keys(&self) -> AppResult<Arc<jwt::Verifier>> {
         let url = self
             .jwks_url
             .as_deref()
@@ -253,6 +317,7 @@ impl Gate {
         if keys.is_empty() {
             return Err(unavailable("no Ed25519 keys in the JWKS".into()));
         }
+        log::info!("fetched {} token key(s) from {url}", keys.len());
         let v = Arc::new(jwt::Verifier::new(&keys, &self.audience));
         if let Ok(mut slot) = self.verifier.write() {
             *slot = Some(v.clone());
@@ -294,7 +359,7 @@ impl Gate {
                 Credentials::Basic { .. } => Err(remote.token_required()),
                 // v2 tokens are signed by the index: verified here with its public key.
                 Credentials::Bearer(token) => {
-                    let claims = self.verifier().await?.verify(&token)?;
+                    let claims = self.verify_bearer(&token).await?;
                     Ok(Identity::Bearer(claims, Holder::Unchecked))
                 }
             };
@@ -311,7 +376,7 @@ impl Gate {
                 Ok(Identity::Token(grant, holder))
             }
             Credentials::Bearer(token) => {
-                let claims = self.verifier().await?.verify(&token)?;
+                let claims = self.verify_bearer(&token).await?;
                 let holder = self.holder(&claims.sub, claims.gen)?;
                 Ok(Identity::Bearer(claims, holder))
             }

@@ -675,3 +675,62 @@ async fn v2_tokens_from_the_index_work_on_the_registry_without_it() {
         .unwrap();
     assert_eq!(resp.bytes().await.unwrap().as_ref(), layer.as_slice());
 }
+
+/// The index changes its token key (restarted with a new one): a delegated registry fetches
+/// the new keys when it first sees a token signed with one, once however many requests arrive
+/// together, and accepts the new tokens without a restart.
+#[tokio::test]
+async fn a_new_index_key_is_fetched_once_by_the_registry() {
+    let mut index = Server::start("");
+    let r = Server::start(&registry_config(&index.url));
+    index.register("alice", "secret1").await;
+    let c = client();
+    let token = |index_url: String| {
+        // A new client each time: a pooled connection to the killed index would fail.
+        let c = client();
+        async move {
+            let url = format!("{index_url}/v2/token?service=skiff&scope=repository:alice/app:pull");
+            let v = body_json(
+                c.get(url)
+                    .header("Authorization", basic("alice", "secret1"))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            format!("Bearer {}", v["token"].as_str().unwrap())
+        }
+    };
+    let tags = format!("{}/v2/alice/app/tags/list", r.url);
+    let status = |auth: String| {
+        let (c, tags) = (c.clone(), tags.clone());
+        async move {
+            c.get(tags)
+                .header("Authorization", auth)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // Alice's own (absent) repository: 404 NAME_UNKNOWN once the token is accepted.
+    let old = token(index.url.clone()).await;
+    assert_eq!(status(old.clone()).await, 404, "first token accepted");
+
+    index.kill9();
+    std::fs::remove_file(index.dir.join("data/index/jwt-ed25519.pk8")).expect("remove the key");
+    let index = Server::start_in(&index.dir, &format!("listen = \"{}\"\n", index.addr));
+    let new = token(index.url.clone()).await;
+    let before = index.log().matches("/v2/token/keys").count();
+    let answers = futures::future::join_all((0..16).map(|_| status(new.clone()))).await;
+    assert!(answers.iter().all(|s| *s == 404), "tokens of the new key: {answers:?}");
+    let fetches = index.log().matches("/v2/token/keys").count() - before;
+    assert_eq!(fetches, 1, "16 requests, one fetch of the keys");
+    // Tokens of the old key are refused; the first makes the registry look once more (the
+    // key might be new to it), which finds nothing, so the rest wait for the refresh interval.
+    for _ in 0..8 {
+        assert_eq!(status(old.clone()).await, 401, "the old key's token");
+    }
+    assert_eq!(index.log().matches("/v2/token/keys").count() - before, 2);
+}
