@@ -19,6 +19,8 @@ pub enum Kind {
     PreconditionFailed,
     RangeNotSatisfiable,
     Unavailable,
+    /// The registry's storage is full: nothing was stored, the client may retry later.
+    DiskFull,
     Internal,
     // Codes of the OCI distribution spec.
     BlobUnknown,
@@ -53,6 +55,9 @@ fn table(kind: Kind) -> (StatusCode, &'static str) {
         PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "UNSUPPORTED"),
         RangeNotSatisfiable => (StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID"),
         Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+        // No code of the OCI table says it; clients show the message with any code, and this
+        // one names the problem for scripts that read it.
+        DiskFull => (StatusCode::INSUFFICIENT_STORAGE, "DISK_FULL"),
         Internal => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),
         BlobUnknown => (StatusCode::NOT_FOUND, "BLOB_UNKNOWN"),
         BlobUploadInvalid => (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID"),
@@ -184,8 +189,16 @@ impl std::error::Error for AppError {
     }
 }
 
+/// The message a client gets when a write finds the storage full.
+pub const DISK_FULL: &str =
+    "The registry is out of disk space: nothing was stored. Retry once its operator has freed space (skiff gc).";
+
 impl From<std::io::Error> for AppError {
     fn from(e: std::io::Error) -> Self {
+        // ENOSPC is `StorageFull`; a quota (EDQUOT, 122 on Linux) is the same to a client.
+        if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(122) {
+            return AppError::new(Kind::DiskFull, DISK_FULL).caused_by(e);
+        }
         AppError::server(e)
     }
 }

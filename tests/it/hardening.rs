@@ -456,3 +456,143 @@ async fn password_checks_run_on_a_bounded_pool() {
     assert!(unfinished > 0, "cached requests were served while logins still queued");
     assert!(peak <= before + 4, "threads grew from {before} to {peak} for 24 logins");
 }
+
+/// A small filesystem of the test's own (tmpfs), unmounted when dropped.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    /// Needs root (CI runs as root); a test that cannot mount fails rather than skips.
+    fn mount(path: &std::path::Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(path).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "this test mounts a small tmpfs and needs root: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk(path.to_path_buf())
+    }
+
+    fn resize(&self, size: &str) {
+        let out = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .output()
+            .expect("remount");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn used_kib(&self) -> u64 {
+        let out = std::process::Command::new("df")
+            .args(["-k", "--output=used"])
+            .arg(&self.0)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Item 8: a full disk is a clear, documented error on v1 and v2 (507, `DISK_FULL`, a message
+/// naming disk space), logged once with the storage's path; nothing half-written stays, what
+/// is stored is still served, and pushes work again once there is space.
+#[tokio::test]
+async fn full_disk_is_a_clear_error_and_recovers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let disk = SmallDisk::mount(&store, "6m");
+    let s = Server::start_in(
+        tmp.path(),
+        &format!("[storage]\npath = {:?}\n", store.display().to_string()),
+    );
+    let (alice, _, _) = users(&s).await;
+    let api = Api::new(&s);
+    let small = api.image(&alice, "alice/app", "small", serde_json::json!({})).await;
+    let used_before = disk.used_kib();
+
+    // v2: a blob bigger than the disk.
+    let big = random_bytes(8 << 20);
+    let digest = crate::v2::sha256(&big);
+    let g = crate::v2::go(
+        api.req(
+            reqwest::Method::POST,
+            &format!("/v2/alice/app/blobs/uploads/?digest={digest}"),
+            Some(&alice),
+        )
+        .body(big.clone()),
+    )
+    .await;
+    crate::v2::err(&g, 507, "DISK_FULL", "v2 push on a full disk");
+    assert!(g.text().contains("out of disk space"), "{}", g.text());
+    // v1: a layer bigger than the disk.
+    let img = &chain(1)[0];
+    let c = client();
+    let r = c
+        .put(format!("{}/v1/images/{}/json", s.url, img.id))
+        .header("Authorization", &alice)
+        .body(img.json.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c
+        .put(format!("{}/v1/images/{}/layer", s.url, img.id))
+        .header("Authorization", &alice)
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    let body = expect(r, 507, "v1 layer on a full disk").await;
+    assert!(body["error"].as_str().unwrap().contains("out of disk space"));
+
+    // Logged once per failure, naming where.
+    let log = s.log();
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("no space left for the storage at"))
+        .count();
+    assert_eq!(lines, 2, "one log line per failed push:\n{log}");
+    assert!(log.contains(&store.display().to_string()));
+    // Nothing half-written is left, and what was stored is served.
+    assert!(
+        disk.used_kib() <= used_before + 64,
+        "temp bytes left: {} KiB",
+        disk.used_kib()
+    );
+    let g = api
+        .get(&format!("/v2/alice/app/manifests/{}", small.digest), Some(&alice))
+        .await;
+    assert_eq!(g.status, 200);
+    assert_eq!(
+        api.head(&format!("/v2/alice/app/blobs/{digest}"), Some(&alice))
+            .await
+            .status,
+        404
+    );
+
+    // Space returns: the same pushes succeed.
+    disk.resize("64m");
+    assert_eq!(api.blob(&alice, "alice/app", &big).await, digest);
+    let r = c
+        .put(format!("{}/v1/images/{}/layer", s.url, img.id))
+        .header("Authorization", &alice)
+        .body(img.layer.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "v1 layer once there is space");
+    drop(s);
+}

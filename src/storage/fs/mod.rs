@@ -87,9 +87,21 @@ impl FsDriver {
         f: impl FnOnce(&FsDriver) -> io::Result<T> + Send + 'static,
     ) -> io::Result<T> {
         let me = self.clone();
-        tokio::task::spawn_blocking(move || f(&me))
+        tokio::task::spawn_blocking(move || f(&me).map_err(|e| me.full(e)))
             .await
             .map_err(io::Error::other)?
+    }
+
+    /// A full disk names the storage it happened on, for the operator's log; other errors pass.
+    pub(crate) fn full(&self, e: io::Error) -> io::Error {
+        if e.kind() == io::ErrorKind::StorageFull || e.raw_os_error() == Some(122) {
+            io::Error::new(
+                e.kind(),
+                format!("no space left for the storage at {}: {e}", self.root.display()),
+            )
+        } else {
+            e
+        }
     }
 }
 
@@ -221,7 +233,10 @@ impl Driver for FsDriver {
 
     async fn writer(&self, key: &str, append: bool, hashers: Vec<Hasher>) -> io::Result<Box<dyn Sink>> {
         let path = self.path(key)?;
-        Ok(Box::new(writer::BlobSink::start(path, append, hashers)))
+        Ok(Box::new(NamedSink {
+            inner: Box::new(writer::BlobSink::start(path, append, hashers)),
+            driver: self.clone(),
+        }))
     }
 
     async fn commit(&self, from: &str, to: &str) -> io::Result<()> {
@@ -272,4 +287,25 @@ fn walk_dir(dir: &Path, key: &str, out: &mut Vec<String>) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A blob write whose full-disk error names the storage (see [`FsDriver::full`]).
+struct NamedSink {
+    inner: Box<dyn Sink>,
+    driver: FsDriver,
+}
+
+#[async_trait]
+impl Sink for NamedSink {
+    async fn send(&mut self, chunk: Bytes) -> Result<(), ()> {
+        self.inner.send(chunk).await
+    }
+    async fn finish(self: Box<Self>) -> io::Result<crate::storage::driver::WriteOutcome> {
+        let NamedSink { inner, driver } = *self;
+        inner.finish().await.map_err(|e| driver.full(e))
+    }
+    async fn abort(self: Box<Self>) -> io::Result<u64> {
+        let NamedSink { inner, driver } = *self;
+        inner.abort().await.map_err(|e| driver.full(e))
+    }
 }
