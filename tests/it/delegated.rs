@@ -398,6 +398,38 @@ async fn two_registries_one_index_and_the_index_restarts() {
         let msg = error_of(resp, 404, &path).await;
         assert!(msg.contains(&r1.addr) && msg.contains(&r2.addr), "{msg}");
     }
+    // The Hub delete flow through the index-only process: 202 and a delete token from the
+    // index, the registry deletes the data with it; then the repository is absent everywhere.
+    let r = c
+        .delete(format!("{}/v1/repositories/alice/one/", i2.url))
+        .header("Authorization", basic("alice", "secret1"))
+        .header("X-Docker-Token", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "index delete");
+    let delete_token = r.headers()["x-docker-token"].to_str().unwrap().to_string();
+    let r = c
+        .delete(format!("{}/v1/repositories/alice/one/", r1.url))
+        .header("Authorization", token_auth(&delete_token))
+        .send()
+        .await
+        .unwrap();
+    expect(r, 200, "registry delete with the index's token").await;
+    let images = c
+        .get(format!("{}/v1/repositories/alice/one/images", i2.url))
+        .send()
+        .await
+        .unwrap();
+    expect(images, 404, "index image list after the delete").await;
+    let tags = c
+        .get(&tags1)
+        .header("Authorization", token_auth(&fresh))
+        .send()
+        .await
+        .unwrap();
+    expect(tags, 404, "registry tags after the delete").await;
+
     let rm = metrics(&r1.url).await;
     assert!(metric(&rm, "skiff_delegate_failures_total") >= 1, "{rm}");
     assert!(metric(&rm, "skiff_delegate_cache_hits_total") >= 1, "{rm}");

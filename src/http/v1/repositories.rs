@@ -211,6 +211,13 @@ async fn delete_repository(
 ) -> AppResult<HttpResponse> {
     let V1Access { who, repo, .. } = access;
     if let (Identity::User(_), true, Some(ix)) = (&who, wants_token(&req), &state.index) {
+        if !state.config.registry || !state.config.index.endpoints.is_empty() {
+            // The data is on other registries, which never tell the index they deleted it:
+            // the record goes now, so the repository is absent here once the client goes on to
+            // delete the data with the token (the registry still checks that token with us).
+            let name = repo.clone();
+            ix.write(move |ix| ix.delete_repo(&name)).await?;
+        }
         return Ok(
             index_answer(&state, &req, ix, &who, &repo, Access::Delete, StatusCode::ACCEPTED)
                 .await?
