@@ -29,6 +29,27 @@ pub struct Config {
     pub delegate: DelegateConfig,
     pub v2: V2Config,
     pub ui: UiConfig,
+    pub limits: LimitsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Seconds an upload body may send nothing before the request is ended (408, connection
+    /// closed); a v2 upload session stays resumable from the bytes stored so far.
+    pub body_timeout_secs: u64,
+    /// Upload bodies one user (or, unauthenticated, one client address) may send at once;
+    /// more get 429 with `Retry-After`. 0 = no limit.
+    pub uploads_per_user: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            body_timeout_secs: 60,
+            uploads_per_user: 16,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -118,6 +139,7 @@ impl Default for Config {
             delegate: DelegateConfig::default(),
             v2: V2Config::default(),
             ui: UiConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -274,6 +296,9 @@ impl Config {
         }
         if self.v2.token_ttl_secs == 0 {
             return Err(invalid("v2.token_ttl_secs", "must be at least 1"));
+        }
+        if self.limits.body_timeout_secs == 0 {
+            return Err(invalid("limits.body_timeout_secs", "must be at least 1"));
         }
         Ok(())
     }

@@ -36,6 +36,10 @@ pub enum Kind {
     TooLarge,
     /// A username or email is taken (Docker 1.x reads the exact message to switch to login).
     AccountExists,
+    /// A limit on concurrent work was reached (`Retry-After` says when to try again).
+    TooManyRequests,
+    /// The request body stopped arriving; the connection is closed.
+    BodyTimeout,
 }
 
 /// kind -> (status, v2 code). The single place a status code is chosen for an error.
@@ -66,6 +70,8 @@ fn table(kind: Kind) -> (StatusCode, &'static str) {
         Unsupported => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
         TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID"),
         AccountExists => (StatusCode::BAD_REQUEST, "DENIED"),
+        TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
+        BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "BLOB_UPLOAD_INVALID"),
     }
 }
 
@@ -76,6 +82,8 @@ pub struct AppError {
     pub message: String,
     /// Why, when the error comes from below (an I/O or database error, say): logged, never sent.
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    /// Seconds after which the client may try again (`Retry-After`).
+    retry_after: Option<u64>,
 }
 
 pub type AppResult<T> = Result<T, AppError>;
@@ -98,7 +106,13 @@ impl AppError {
             kind,
             message: message.into(),
             source: None,
+            retry_after: None,
         }
+    }
+    /// The same error with a `Retry-After` of `secs`.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
     /// The same error with its cause attached.
     pub fn caused_by(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
@@ -139,6 +153,18 @@ impl AppError {
     }
     pub fn v2_code(&self) -> &'static str {
         table(self.kind).1
+    }
+
+    /// What every rendering adds beyond the body: `Retry-After`, and closing the connection
+    /// when the request body was not read to its end (a stalled or refused upload), so it is
+    /// neither drained nor taken for the next request.
+    fn head(&self, resp: &mut actix_web::HttpResponseBuilder) {
+        if let Some(secs) = self.retry_after {
+            resp.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        if matches!(self.kind, Kind::TooManyRequests | Kind::BodyTimeout) {
+            resp.force_close();
+        }
     }
 
     /// Logs a server-side failure with its whole chain of causes; client errors are not logged
@@ -208,6 +234,7 @@ impl ResponseError for AppError {
         if self.kind == Kind::Unauthorized {
             resp.insert_header((header::WWW_AUTHENTICATE, "Token"));
         }
+        self.head(&mut resp);
         resp.json(serde_json::json!({ "error": self.message }))
     }
 }
@@ -242,6 +269,7 @@ impl ResponseError for V2Error {
         if let Some(c) = &self.challenge {
             resp.insert_header((header::WWW_AUTHENTICATE, c.as_str()));
         }
+        self.error.head(&mut resp);
         resp.json(serde_json::json!({
             "errors": [{ "code": self.error.v2_code(), "message": self.error.message, "detail": null }]
         }))

@@ -9,6 +9,7 @@ mod delegated;
 mod durability;
 mod gc;
 mod hardening;
+mod slow_clients;
 mod ui;
 mod v1_errors;
 mod v1_flows;
