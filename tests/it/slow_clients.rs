@@ -165,8 +165,8 @@ async fn trickling_uploads_hold_no_threads() {
 /// A PATCH whose body stops arriving is ended after `limits.body_timeout_secs` with 408 and
 /// the v2 error body, and the connection is closed. The session keeps the bytes that reached
 /// the server (its `GET` says so), and the upload continues from there to the right digest. A
-/// v1 layer PUT that stalls gets 408 with `{"error"}`. On main the requests hung until the
-/// client gave up.
+/// v1 layer PUT that stalls gets 408 with `{"error"}`. A client that goes away mid-chunk
+/// leaves the session in the same state. On main the requests hung until the client gave up.
 #[tokio::test]
 async fn stalled_bodies_time_out_and_the_session_resumes() {
     let s = Server::start("[limits]\nbody_timeout_secs = 2");
@@ -208,6 +208,37 @@ async fn stalled_bodies_time_out_and_the_session_resumes() {
     let g = api.get(&format!("/v2/alice/app/blobs/{digest}"), Some(&alice)).await;
     assert_eq!(g.status, 200);
     assert_eq!(sha256(&g.body), digest);
+
+    // A client that goes away mid-chunk gets the same rule: what reached the server is kept,
+    // the session says so, and the upload continues from there.
+    let loc = api.session("alice/app", &alice).await;
+    let path = loc.trim_start_matches(&s.url).to_string();
+    let mut sock = begin_body(&s.addr, "PATCH", &path, &alice, data.len(), &data[..sent]);
+    sock.flush().expect("flush");
+    drop(sock);
+    // (Polled: the server may not have taken the chunk up yet when the first GET comes.)
+    let want = format!("0-{}", sent - 1);
+    let mut range = None;
+    for _ in 0..50 {
+        let g = api.get(&loc, Some(&alice)).await;
+        assert_eq!(g.status, 204);
+        range = g.h("range");
+        if range.as_deref() == Some(want.as_str()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(range, Some(want), "offset after the client went away");
+    let g = api
+        .close(
+            &loc,
+            &alice,
+            &digest,
+            Some((sent as u64, data.len() as u64 - 1)),
+            &data[sent..],
+        )
+        .await;
+    assert_eq!(g.status, 201, "{}", g.text());
 
     // A monolithic POST and a v1 layer PUT that stall end the same way (nothing is kept).
     let post = format!("/v2/alice/app/blobs/uploads/?digest={digest}");
