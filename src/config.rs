@@ -441,4 +441,15 @@ mod tests {
         let err = Config::load_with_env(None, &env).unwrap_err().to_string();
         assert!(err.contains("listen"), "{err}");
     }
+
+    #[test]
+    fn limits_have_defaults_and_refuse_a_zero_timeout() {
+        let c = Config::load_with_env(None, &[]).unwrap();
+        assert_eq!((c.limits.body_timeout_secs, c.limits.uploads_per_user), (60, 16));
+        let env = vec![("SKIFF_LIMITS_UPLOADS_PER_USER".to_string(), "0".to_string())];
+        assert_eq!(Config::load_with_env(None, &env).unwrap().limits.uploads_per_user, 0);
+        let env = vec![("SKIFF_LIMITS_BODY_TIMEOUT_SECS".to_string(), "0".to_string())];
+        let err = Config::load_with_env(None, &env).unwrap_err().to_string();
+        assert!(err.contains("limits.body_timeout_secs"), "{err}");
+    }
 }
