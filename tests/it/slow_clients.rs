@@ -274,8 +274,8 @@ async fn one_user_cannot_take_every_upload_slot() {
         let path = loc.trim_start_matches(&s.url).to_string();
         held.push(begin_body(&s.addr, "PATCH", &path, &alice, 1000, b"x"));
     }
-    // Let the server take the three slots.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Let the server take the three slots (generously: the machine may be busy).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
 
     let loc = api.session("alice/app", &alice).await;
     let g = api.patch(&loc, &alice, None, b"more").await;
