@@ -45,6 +45,12 @@ pub struct LimitsConfig {
     /// Password hashes computed at once (PBKDF2 is slow on purpose); 0 = one less than the
     /// number of cores (at least one), so logins never take every core from other requests.
     pub password_hash_threads: usize,
+    /// Seconds an upload body may send nothing before the request is ended (408, connection
+    /// closed); a v2 upload session stays resumable from the bytes stored so far.
+    pub body_timeout_secs: u64,
+    /// Upload bodies one user (or, unauthenticated, one client address) may send at once;
+    /// more get 429 with `Retry-After`. 0 = no limit.
+    pub uploads_per_user: usize,
 }
 
 impl Default for LimitsConfig {
@@ -54,6 +60,8 @@ impl Default for LimitsConfig {
             login_failures_per_address: 30,
             login_window_secs: 60,
             password_hash_threads: 0,
+            body_timeout_secs: 60,
+            uploads_per_user: 16,
         }
     }
 }
@@ -303,6 +311,9 @@ impl Config {
         if self.v2.token_ttl_secs == 0 {
             return Err(invalid("v2.token_ttl_secs", "must be at least 1"));
         }
+        if self.limits.body_timeout_secs == 0 {
+            return Err(invalid("limits.body_timeout_secs", "must be at least 1"));
+        }
         Ok(())
     }
 
@@ -443,5 +454,16 @@ mod tests {
         let env = vec![("SKIFF_LISTEN".to_string(), "nope".to_string())];
         let err = Config::load_with_env(None, &env).unwrap_err().to_string();
         assert!(err.contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn limits_have_defaults_and_refuse_a_zero_timeout() {
+        let c = Config::load_with_env(None, &[]).unwrap();
+        assert_eq!((c.limits.body_timeout_secs, c.limits.uploads_per_user), (60, 16));
+        let env = vec![("SKIFF_LIMITS_UPLOADS_PER_USER".to_string(), "0".to_string())];
+        assert_eq!(Config::load_with_env(None, &env).unwrap().limits.uploads_per_user, 0);
+        let env = vec![("SKIFF_LIMITS_BODY_TIMEOUT_SECS".to_string(), "0".to_string())];
+        let err = Config::load_with_env(None, &env).unwrap_err().to_string();
+        assert!(err.contains("limits.body_timeout_secs"), "{err}");
     }
 }

@@ -36,10 +36,13 @@ pub enum Kind {
     TagInvalid,
     Unsupported,
     TooLarge,
-    /// A client asks too much, too fast (failed logins, concurrent uploads): retry later.
-    TooManyRequests,
     /// A username or email is taken (Docker 1.x reads the exact message to switch to login).
     AccountExists,
+    /// A client asks too much, too fast (failed logins, concurrent uploads): `Retry-After`
+    /// says when to try again.
+    TooManyRequests,
+    /// The request body stopped arriving; the connection is closed.
+    BodyTimeout,
 }
 
 /// kind -> (status, v2 code). The single place a status code is chosen for an error.
@@ -72,8 +75,9 @@ fn table(kind: Kind) -> (StatusCode, &'static str) {
         TagInvalid => (StatusCode::BAD_REQUEST, "TAG_INVALID"),
         Unsupported => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
         TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID"),
-        TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
         AccountExists => (StatusCode::BAD_REQUEST, "DENIED"),
+        TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
+        BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "BLOB_UPLOAD_INVALID"),
     }
 }
 
@@ -160,6 +164,18 @@ impl AppError {
         table(self.kind).1
     }
 
+    /// What every rendering adds beyond the body: `Retry-After`, and closing the connection
+    /// when the request body was not read to its end (a stalled or refused upload), so it is
+    /// neither drained nor taken for the next request.
+    fn head(&self, resp: &mut actix_web::HttpResponseBuilder) {
+        if let Some(secs) = self.retry_after {
+            resp.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        if matches!(self.kind, Kind::TooManyRequests | Kind::BodyTimeout) {
+            resp.force_close();
+        }
+    }
+
     /// Logs a server-side failure with its whole chain of causes; client errors are not logged
     /// (the access log has them).
     fn log_if_server_error(&self) {
@@ -235,9 +251,7 @@ impl ResponseError for AppError {
         if self.kind == Kind::Unauthorized {
             resp.insert_header((header::WWW_AUTHENTICATE, "Token"));
         }
-        if let Some(secs) = self.retry_after {
-            resp.insert_header((header::RETRY_AFTER, secs.to_string()));
-        }
+        self.head(&mut resp);
         resp.json(serde_json::json!({ "error": self.message }))
     }
 }
@@ -272,9 +286,7 @@ impl ResponseError for V2Error {
         if let Some(c) = &self.challenge {
             resp.insert_header((header::WWW_AUTHENTICATE, c.as_str()));
         }
-        if let Some(secs) = self.error.retry_after {
-            resp.insert_header((header::RETRY_AFTER, secs.to_string()));
-        }
+        self.error.head(&mut resp);
         resp.json(serde_json::json!({
             "errors": [{ "code": self.error.v2_code(), "message": self.error.message, "detail": null }]
         }))

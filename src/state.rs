@@ -22,6 +22,8 @@ pub struct AppState {
     pub v1_repos: V1Repositories,
     pub v2_repos: V2Repositories,
     pub uploads: Uploads,
+    /// In-flight upload bodies per user (`limits.uploads_per_user`).
+    pub upload_slots: crate::http::uploads::UploadSlots,
 }
 
 impl AppState {
@@ -31,6 +33,7 @@ impl AppState {
             images: Images::new(storage.clone()),
             v2_repos: V2Repositories::new(storage.clone()),
             uploads: Uploads::new(storage.clone()),
+            upload_slots: crate::http::uploads::UploadSlots::new(config.limits.uploads_per_user),
             storage,
             gate,
             index,

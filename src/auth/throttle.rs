@@ -158,6 +158,7 @@ mod tests {
             login_failures_per_address: address,
             login_window_secs: 60,
             password_hash_threads: 1,
+            ..LimitsConfig::default()
         }
     }
 

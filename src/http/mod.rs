@@ -5,6 +5,7 @@ pub mod errors;
 pub mod files;
 pub mod metrics;
 pub mod ui;
+pub mod uploads;
 pub mod v1;
 pub mod v2;
 

@@ -35,6 +35,11 @@ pub struct WriteOutcome {
 pub trait Sink: Send {
     /// Queues bytes. Err means the write already failed; `finish` reports why.
     async fn send(&mut self, chunk: Bytes) -> Result<(), ()>;
+    /// The source paused: store what is queued now instead of holding it in memory. Err
+    /// means the write already failed.
+    async fn flush(&mut self) -> Result<(), ()> {
+        Ok(())
+    }
     /// Makes the bytes durable and returns the hashes. A failed fresh write leaves nothing.
     async fn finish(self: Box<Self>) -> io::Result<WriteOutcome>;
     /// Stops. A fresh object is removed; an appended one keeps the bytes that reached it.

@@ -92,17 +92,39 @@ impl Storage {
     }
 }
 
+/// How long a body may pause before what it sent so far is written out (see [`pump`]).
+const PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Moves a request body into `sink` until it ends. Err is the body's own error (the client went
-/// away); a sink that fails stops the copy, and its `finish` says why.
+/// away, or stalled for too long); a sink that fails stops the copy, and its `finish` says why.
+/// When the body pauses, what it sent is written out rather than held: a slow client costs
+/// neither a thread nor a growing buffer.
 pub async fn pump<S, E>(sink: &mut dyn Sink, body: &mut S) -> Result<(), E>
 where
     S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
 {
     use futures::StreamExt;
-    while let Some(chunk) = body.next().await {
+    let mut queued = false;
+    loop {
+        let next = if queued {
+            match tokio::time::timeout(PAUSE, body.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    queued = false;
+                    if sink.flush().await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+            }
+        } else {
+            body.next().await
+        };
+        let Some(chunk) = next else { break };
         if sink.send(chunk?).await.is_err() {
             break;
         }
+        queued = true;
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ mod gc;
 mod hardening;
 mod privacy;
 mod revocation;
+mod slow_clients;
 mod ui;
 mod v1_errors;
 mod v1_flows;

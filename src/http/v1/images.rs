@@ -5,6 +5,7 @@ use crate::auth::Identity;
 use crate::error::{AppError, AppResult};
 use crate::http::access::Caller;
 use crate::http::header_str;
+use crate::http::uploads::{has_body, take_slot, TimedBody};
 use crate::names::ImageId;
 use crate::registry::v1::images::parse_image_json;
 use crate::state::AppState;
@@ -92,13 +93,21 @@ async fn put_json(
 
 async fn put_layer(
     state: web::Data<AppState>,
+    req: HttpRequest,
     Caller(who): Caller,
     id: web::Path<String>,
     body: web::Payload,
 ) -> AppResult<HttpResponse> {
     let id = ImageId::parse(&id)?;
     let uploader = state.gate.check_image_write(&who).await?.name;
-    state.images.put_layer(&id, &uploader, body).await?;
+    let _slot = match has_body(&req) {
+        true => take_slot(&state, &req, Some(&uploader))?,
+        false => None,
+    };
+    state
+        .images
+        .put_layer(&id, &uploader, TimedBody::new(&state, body))
+        .await?;
     Ok(ok_true())
 }
 

@@ -6,6 +6,7 @@ use crate::auth::Identity;
 use crate::digest::{Algorithm, Digest};
 use crate::error::{AppError, Kind};
 use crate::http::access::{Push, V2Access};
+use crate::http::uploads::{detached, slot_for, TimedBody};
 use crate::index::Access;
 use crate::names::RepoName;
 use crate::state::AppState;
@@ -98,7 +99,11 @@ async fn start(
         }
     } else if let Some(digest) = query_one(&req, "digest") {
         let digest: Digest = digest.parse()?;
-        state.uploads.put_monolithic(&digest, body).await?;
+        let _slot = slot_for(&state, &req, &who)?;
+        state
+            .uploads
+            .put_monolithic(&digest, TimedBody::new(&state, body))
+            .await?;
         link(&state, &who, &name, &digest).await?;
         return Ok(created(&name, &digest));
     }
@@ -156,11 +161,17 @@ async fn patch(
     body: web::Payload,
 ) -> V2Result<HttpResponse> {
     let (_, uuid) = path.into_inner();
-    let V2Access { name, .. } = access;
+    let V2Access { who, name, .. } = access;
     let session = state.uploads.get(&name.repo, &uuid).await?;
     let range = content_range(&req)?;
-    let mut session = session.lock().await;
-    let offset = state.uploads.append(&mut session, range, body).await?;
+    let slot = slot_for(&state, &req, &who)?;
+    let (uploads, body) = (state.uploads.clone(), TimedBody::new(&state, body));
+    let offset = detached(async move {
+        let _slot = slot;
+        let mut session = session.lock_owned().await;
+        uploads.append(&mut session, range, body).await
+    })
+    .await?;
     Ok(in_progress(actix_web::http::StatusCode::ACCEPTED, &name, &uuid, offset))
 }
 
@@ -179,9 +190,15 @@ async fn close(
         .ok_or_else(|| AppError::new(Kind::DigestInvalid, "the digest query parameter is required"))?
         .parse()?;
     let range = content_range(&req)?;
-    let mut session = session.lock().await;
-    state.uploads.append(&mut session, range, body).await?;
-    state.uploads.finish(&mut session, &digest).await?;
+    let slot = slot_for(&state, &req, &who)?;
+    let (uploads, body, closing) = (state.uploads.clone(), TimedBody::new(&state, body), digest.clone());
+    detached(async move {
+        let _slot = slot;
+        let mut session = session.lock_owned().await;
+        uploads.append(&mut session, range, body).await?;
+        uploads.finish(&mut session, &closing).await
+    })
+    .await?;
     link(&state, &who, &name, &digest).await?;
     Ok(created(&name, &digest))
 }

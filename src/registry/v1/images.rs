@@ -194,7 +194,7 @@ impl Images {
     pub async fn put_layer<S, E>(&self, id: &ImageId, uploader: &str, mut body: S) -> AppResult<LayerLink>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
-        E: std::fmt::Display,
+        E: Into<AppError>,
     {
         let _turn = self.turn(id)?;
         match self.state(id).await? {
@@ -219,9 +219,7 @@ impl Images {
                 Hasher::with_prefix(Algorithm::Sha256, &prefix),
             ])
             .await?;
-        pump(blob.sink.as_mut(), &mut body)
-            .await
-            .map_err(|e| AppError::bad_request(format!("Upload interrupted: {e}")))?;
+        pump(blob.sink.as_mut(), &mut body).await.map_err(Into::into)?;
         let mut written = blob.finish().await?;
         let mut hashes = std::mem::take(&mut written.hashers).into_iter().map(Hasher::finish);
         let (Some(content), Some(payload)) = (hashes.next(), hashes.next()) else {

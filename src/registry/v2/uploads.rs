@@ -134,11 +134,13 @@ impl Uploads {
     }
 
     /// Appends a chunk. `range` is the request's `Content-Range` (inclusive), if it sent one:
-    /// it must start where the upload stands, else 416.
+    /// it must start where the upload stands, else 416. A body that fails (the client went
+    /// away, or stalled) keeps what reached the file: the offset is then the stored size, and
+    /// the upload continues from there.
     pub async fn append<S, E>(&self, session: &mut Session, range: Option<(u64, u64)>, mut body: S) -> AppResult<u64>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
-        E: std::fmt::Display,
+        E: Into<AppError>,
     {
         if session.closed {
             return Err(unknown());
@@ -160,9 +162,7 @@ impl Uploads {
             .storage
             .writer(&keys::upload_data(&session.uuid), true, hashers)
             .await?;
-        let streamed = pump(sink.as_mut(), &mut body)
-            .await
-            .map_err(|e| AppError::new(Kind::BlobUploadInvalid, format!("upload interrupted: {e}")));
+        let streamed = pump(sink.as_mut(), &mut body).await.map_err(Into::into);
         session.updated = now_secs();
         let outcome = match streamed {
             Ok(()) => sink.finish().await.map_err(AppError::from),
@@ -272,12 +272,10 @@ impl Uploads {
     pub async fn put_monolithic<S, E>(&self, expected: &Digest, mut body: S) -> AppResult<u64>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
-        E: std::fmt::Display,
+        E: Into<AppError>,
     {
         let mut blob = self.storage.begin_blob(vec![Hasher::new(expected.algorithm())]).await?;
-        pump(blob.sink.as_mut(), &mut body)
-            .await
-            .map_err(|e| AppError::new(Kind::BlobUploadInvalid, format!("upload interrupted: {e}")))?;
+        pump(blob.sink.as_mut(), &mut body).await.map_err(Into::into)?;
         let mut written = blob.finish().await?;
         let actual = std::mem::take(&mut written.hashers)
             .into_iter()

@@ -1,193 +1,345 @@
-//! Streaming writes. Request chunks are gathered, without copying (`Bytes` is shared), into
-//! batches of about 1 MiB and handed to blocking threads: one writes the file with `writev`, and
-//! one per hasher feeds it. Hashing (about 1.5 GB/s per core) and writing then overlap instead
-//! of adding up, each byte is read once from the network and copied once more, into the page
-//! cache. Bounded channels keep memory at a few MiB whatever the size.
+//! Streaming writes without a thread per upload. Request chunks are gathered, without copying
+//! (`Bytes` is shared; only chunks under [`SMALL`] are copied, so a trickling client cannot pin
+//! a read buffer per byte), into batches of about 1 MiB. Each batch then gets short blocking
+//! tasks: one writes it to the file with `writev`, one per hasher feeds it, in parallel. The
+//! file handle and the hasher states move into those tasks and come back with their results, so
+//! no thread waits for the client: a slow upload costs memory (its pending batch), not a thread.
+//!
+//! One batch is in flight while the next is gathered, so hashing and writing overlap with the
+//! network reads; memory stays at about two batches per upload. Every task takes a permit of one
+//! process-wide semaphore first and runs on a pool of its own, so however many uploads run, they
+//! occupy at most [`MAX_TASKS`] threads, and never the blocking pools other storage work runs on.
 
 use crate::digest::Hasher;
 use crate::storage::driver::{Sink, WriteOutcome};
 use async_trait::async_trait;
-use bytes::Bytes;
-use std::fs::{self, OpenOptions};
+use bytes::{Bytes, BytesMut};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, IoSlice, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use tokio::sync::mpsc;
+use std::sync::{Arc, OnceLock};
+use tokio::runtime::Runtime;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 /// Bytes gathered before a batch is handed on.
 const BATCH_BYTES: usize = 1 << 20;
-/// Chunks gathered before a batch is handed on (a client sending tiny chunks still gets
-/// batches `writev` takes in one call: Linux allows 1024 slices).
+/// Chunks gathered before a batch is handed on (`writev` takes 1024 slices on Linux).
 const BATCH_CHUNKS: usize = 1024;
-const IN_FLIGHT: usize = 4;
+/// Chunks shorter than this are copied into one buffer instead of kept: a chunk shares the
+/// allocation of the read buffer it came from, and a client sending a byte at a time would
+/// otherwise pin one read buffer per byte until the batch is full.
+const SMALL: usize = 8 << 10;
 /// Start writeback every this many bytes.
 const WRITEBACK: u64 = 16 << 20;
+/// Blocking tasks of all uploads together. A few per core keep the disk and the hashers busy
+/// (a final fsync may take a while); more would only queue in the kernel.
+pub const MAX_TASKS: usize = 32;
+
+/// Taken by every task before it is queued, so waiting work stays in the uploads (bounded:
+/// one batch each), not in the pool's unbounded queue.
+static PERMITS: Semaphore = Semaphore::const_new(MAX_TASKS);
+
+/// The uploads' own blocking pool. Each actix worker has its own runtime and so its own pool:
+/// tasks spread over them could grow the process by `MAX_TASKS` threads per worker. A
+/// current-thread runtime that is never driven still runs `spawn_blocking` tasks on its pool.
+fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
+    static POOL: OnceLock<Option<Runtime>> = OnceLock::new();
+    let pool = POOL.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .max_blocking_threads(MAX_TASKS)
+            .thread_name("skiff-upload")
+            .build()
+            .map_err(|e| log::warn!("no pool of its own for uploads ({e}); using the caller's"))
+            .ok()
+    });
+    match pool {
+        Some(rt) => rt.handle().spawn_blocking(f),
+        None => tokio::task::spawn_blocking(f),
+    }
+}
 
 /// Request chunks in arrival order, shared by the writer and the hashers.
 type Batch = Arc<Vec<Bytes>>;
 
-pub struct BlobSink {
-    path: PathBuf,
-    pending: Vec<Bytes>,
-    pending_bytes: usize,
-    /// The writer's channel first, then one per hasher.
-    consumers: Vec<mpsc::Sender<Batch>>,
-    writer: Option<JoinHandle<io::Result<u64>>>,
+/// The file side of a sink, owned by whichever task is writing.
+struct FileState {
+    file: File,
+    /// Where this sink's bytes start in the file (an appended upload continues after its end).
+    base: u64,
+    /// Bytes written by this sink.
+    written: u64,
+    /// Bytes handed to writeback so far.
+    flushed: u64,
+}
+
+/// The tasks of the batch in flight.
+struct Running {
+    file: JoinHandle<io::Result<FileState>>,
     hashers: Vec<JoinHandle<Hasher>>,
+}
+
+pub struct BlobSink {
+    path: Arc<PathBuf>,
+    append: bool,
+    pending: Vec<Bytes>,
+    /// Small chunks, copied together (see [`SMALL`]); comes after everything in `pending`.
+    small: BytesMut,
+    pending_bytes: usize,
+    /// The open file, between batches; `None` before the first batch and while one is running.
+    file: Option<FileState>,
+    /// Hashers between batches (empty while a batch is running).
+    hashers: Vec<Hasher>,
+    running: Option<Running>,
+    /// The first failure; every later call reports it.
+    failed: Option<io::Error>,
     /// A fresh temp file is removed if the sink is dropped before `finish`.
     remove_on_drop: bool,
-    /// Set by `finish`: the writer thread keeps the file. Otherwise (a fresh file dropped or
-    /// aborted) the thread removes it when it ends, also when the drop came before the thread
-    /// had even created it.
-    keep: Arc<AtomicBool>,
+    /// Set when a fresh sink is dropped: a task that creates the file afterwards removes it.
+    dropped: Arc<AtomicBool>,
 }
 
 impl BlobSink {
-    /// `append`: continue an existing file (resumable uploads); otherwise create it.
+    /// `append`: continue an existing file (resumable uploads); otherwise create it. Nothing
+    /// is opened until the first batch (or `finish`).
     pub fn start(path: PathBuf, append: bool, hashers: Vec<Hasher>) -> BlobSink {
-        let (to_file, file_rx) = mpsc::channel::<Batch>(IN_FLIGHT);
-        let (p, keep) = (path.clone(), Arc::new(AtomicBool::new(append)));
-        let k = keep.clone();
-        let writer = tokio::task::spawn_blocking(move || {
-            let result = write_loop(&p, append, file_rx);
-            if !k.load(Ordering::SeqCst) {
-                let _ = fs::remove_file(&p);
-            }
-            result
-        });
-        let mut consumers = vec![to_file];
-        let hashers = hashers
-            .into_iter()
-            .map(|hasher| {
-                let (tx, rx) = mpsc::channel::<Batch>(IN_FLIGHT);
-                consumers.push(tx);
-                tokio::task::spawn_blocking(move || hash_loop(hasher, rx))
-            })
-            .collect();
         BlobSink {
-            path,
+            path: Arc::new(path),
+            append,
             pending: Vec::new(),
+            small: BytesMut::new(),
             pending_bytes: 0,
-            consumers,
-            writer: Some(writer),
+            file: None,
             hashers,
+            running: None,
+            failed: None,
             remove_on_drop: !append,
-            keep,
+            dropped: Arc::new(AtomicBool::new(false)),
         }
     }
 
-    /// Hands the gathered chunks to every consumer.
-    async fn dispatch(&mut self) -> Result<(), ()> {
+    fn error(&self) -> io::Error {
+        match &self.failed {
+            Some(e) => io::Error::new(e.kind(), e.to_string()),
+            None => io::Error::other("sink failed"),
+        }
+    }
+
+    /// Waits for the batch in flight and takes its file and hashers back.
+    async fn settle(&mut self) -> io::Result<()> {
+        if let Some(running) = self.running.take() {
+            match running.file.await {
+                Ok(Ok(state)) => self.file = Some(state),
+                Ok(Err(e)) => self.failed = Some(e),
+                Err(e) => self.failed = Some(io::Error::other(e)),
+            }
+            for task in running.hashers {
+                match task.await {
+                    Ok(h) => self.hashers.push(h),
+                    Err(e) => self.failed = Some(io::Error::other(e)),
+                }
+            }
+        }
+        match self.failed {
+            Some(_) => Err(self.error()),
+            None => Ok(()),
+        }
+    }
+
+    /// Hands the gathered chunks to a new set of tasks, once the previous set is done.
+    async fn dispatch(&mut self) -> io::Result<()> {
+        self.settle().await?;
+        if !self.small.is_empty() {
+            self.pending.push(self.small.split().freeze());
+        }
         if self.pending.is_empty() {
             return Ok(());
         }
         self.pending_bytes = 0;
         let batch: Batch = Arc::new(std::mem::take(&mut self.pending));
-        if self.consumers.is_empty() {
-            return Err(());
+        let file = {
+            let (batch, state) = (batch.clone(), self.file.take());
+            let (path, append, dropped) = (self.path.clone(), self.append, self.dropped.clone());
+            blocking(move || {
+                let mut state = match state {
+                    Some(s) => s,
+                    None => open(&path, append, &dropped)?,
+                };
+                write_batch(&mut state, &batch)?;
+                Ok(state)
+            })
+            .await?
+        };
+        let mut hashers = Vec::with_capacity(self.hashers.len());
+        for mut hasher in self.hashers.drain(..) {
+            let batch = batch.clone();
+            let permit = PERMITS.acquire().await.map_err(io::Error::other)?;
+            hashers.push(spawn(move || {
+                let _permit = permit;
+                for chunk in batch.iter() {
+                    hasher.update(chunk);
+                }
+                hasher
+            }));
         }
-        for consumer in &self.consumers {
-            consumer.send(batch.clone()).await.map_err(|_| ())?;
-        }
+        self.running = Some(Running { file, hashers });
         Ok(())
     }
 
-    /// Closes every channel and waits for every thread.
-    async fn close(&mut self) -> (io::Result<u64>, Vec<Hasher>) {
-        self.consumers.clear();
-        let written = match self.writer.take() {
-            Some(t) => t.await.unwrap_or_else(|e| Err(io::Error::other(e))),
-            None => Err(io::Error::other("sink already finished")),
-        };
-        let mut hashers = Vec::with_capacity(self.hashers.len());
-        for t in self.hashers.drain(..) {
-            match t.await {
-                Ok(h) => hashers.push(h),
-                Err(e) => return (Err(io::Error::other(e)), Vec::new()),
-            }
-        }
-        (written, hashers)
+    /// Writes what is gathered, waits for it, and fsyncs (creating the file if nothing was
+    /// ever written: an empty blob is a file too).
+    async fn flush_all(&mut self) -> io::Result<u64> {
+        self.dispatch().await?;
+        self.settle().await?;
+        let state = self.file.take();
+        let (path, append, dropped) = (self.path.clone(), self.append, self.dropped.clone());
+        let state = blocking(move || {
+            let state = match state {
+                Some(s) => s,
+                None => open(&path, append, &dropped)?,
+            };
+            state.file.sync_all()?;
+            Ok(state)
+        })
+        .await?
+        .await
+        .map_err(io::Error::other)??;
+        let written = state.written;
+        self.file = Some(state);
+        Ok(written)
     }
+}
+
+/// Runs `f` on the uploads' pool once a permit is free; the permit is held until `f` returns.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<JoinHandle<io::Result<T>>> {
+    let permit = PERMITS.acquire().await.map_err(io::Error::other)?;
+    Ok(spawn(move || {
+        let _permit = permit;
+        f()
+    }))
 }
 
 #[async_trait]
 impl Sink for BlobSink {
-    /// Queues bytes. An error means the writer stopped (disk error); `finish` reports why.
+    /// Queues bytes. An error means the write already failed; `finish` reports why.
     async fn send(&mut self, chunk: Bytes) -> Result<(), ()> {
+        if self.failed.is_some() {
+            return Err(());
+        }
         if chunk.is_empty() {
             return Ok(());
         }
         self.pending_bytes += chunk.len();
-        self.pending.push(chunk);
+        if chunk.len() < SMALL {
+            self.small.extend_from_slice(&chunk);
+        } else {
+            if !self.small.is_empty() {
+                self.pending.push(self.small.split().freeze());
+            }
+            self.pending.push(chunk);
+        }
         if self.pending_bytes >= BATCH_BYTES || self.pending.len() >= BATCH_CHUNKS {
-            return self.dispatch().await;
+            return self.dispatch().await.map_err(drop);
         }
         Ok(())
     }
 
-    /// Ends the stream: writes what is gathered, fsyncs and returns the hashes. On error the
-    /// temp file is removed.
+    /// The body paused: write what is gathered now rather than hold it.
+    async fn flush(&mut self) -> Result<(), ()> {
+        if self.failed.is_some() {
+            return Err(());
+        }
+        self.dispatch().await.map_err(drop)
+    }
+
+    /// Ends the stream: writes what is gathered, fsyncs and returns the hashes. On error a
+    /// fresh temp file is removed (when the sink is dropped).
     async fn finish(mut self: Box<Self>) -> io::Result<WriteOutcome> {
-        // A failure here shows up as the writer's error below.
-        let _ = self.dispatch().await;
-        self.keep.store(true, Ordering::SeqCst);
-        let (written, hashers) = self.close().await;
-        let written = written?;
+        let written = self.flush_all().await?;
         self.remove_on_drop = false;
-        Ok(WriteOutcome { hashers, written })
+        Ok(WriteOutcome {
+            hashers: std::mem::take(&mut self.hashers),
+            written,
+        })
     }
 
     /// Stops without keeping what was written if it was a fresh file; an appended upload file
     /// keeps the bytes that reached it (its session state is recomputed from the file).
     async fn abort(mut self: Box<Self>) -> io::Result<u64> {
+        if !self.append {
+            return Ok(0);
+        }
         // Bytes that reached us are kept, so a resumed upload continues after them.
-        let _ = self.dispatch().await;
-        let (written, _) = self.close().await;
-        Ok(written.unwrap_or(0))
+        self.flush_all().await
     }
 }
 
 impl Drop for BlobSink {
     fn drop(&mut self) {
-        self.consumers.clear();
         if self.remove_on_drop {
-            // The writer thread may still hold the file open; unlinking is fine on Unix.
-            let _ = fs::remove_file(&self.path);
+            // A task still running may have the file open; unlinking is fine on Unix. One
+            // that has yet to create it sees the flag and removes what it created.
+            self.dropped.store(true, Ordering::SeqCst);
+            let _ = fs::remove_file(self.path.as_ref());
         }
     }
 }
 
-fn write_loop(path: &Path, append: bool, mut rx: mpsc::Receiver<Batch>) -> io::Result<u64> {
+/// Opens the file for a sink's first batch. A fresh file created after its sink was dropped is
+/// removed at once: the flag is set before the sink's own removal, so one of the two sees it.
+fn open(path: &Path, append: bool, dropped: &AtomicBool) -> io::Result<FileState> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)?;
     }
-    let mut file = OpenOptions::new()
+    let file = OpenOptions::new()
         .create(true)
         .write(true)
         .append(append)
         .truncate(!append)
         .open(path)?;
-    // Where this sink's bytes start in the file (an appended upload continues after its end).
+    if !append && dropped.load(Ordering::SeqCst) {
+        let _ = fs::remove_file(path);
+        return Err(io::Error::other("upload dropped"));
+    }
     let base = if append { file.metadata()?.len() } else { 0 };
-    let mut written = 0u64;
-    let mut flushed = 0u64;
-    while let Some(batch) = rx.blocking_recv() {
-        written += write_batch(&mut file, &batch)?;
-        if written - flushed >= WRITEBACK {
-            start_writeback(&file, base + flushed, written - flushed);
-            flushed = written;
+    Ok(FileState {
+        file,
+        base,
+        written: 0,
+        flushed: 0,
+    })
+}
+
+/// Writes a batch with as few `writev` calls as the kernel allows, and starts writeback of
+/// every [`WRITEBACK`] bytes.
+fn write_batch(state: &mut FileState, batch: &[Bytes]) -> io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = batch.iter().map(|b| IoSlice::new(b)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match state.file.write_vectored(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                state.written += n as u64;
+                IoSlice::advance_slices(&mut rest, n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
-    file.sync_all()?;
-    Ok(written)
+    if state.written - state.flushed >= WRITEBACK {
+        start_writeback(&state.file, state.base + state.flushed, state.written - state.flushed);
+        state.flushed = state.written;
+    }
+    Ok(())
 }
 
 /// Asks the kernel to start writing a range to disk now, without waiting for it, so the disk
 /// works while the upload goes on and the final fsync has little left to do (instead of a whole
 /// blob's worth of dirty pages). Only a hint: errors are ignored, fsync decides durability.
-fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+fn start_writeback(file: &File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;
     let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
         return;
@@ -196,34 +348,6 @@ fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
     unsafe {
         libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
     }
-}
-
-/// Writes every chunk of a batch with as few `writev` calls as the kernel allows.
-fn write_batch(file: &mut fs::File, batch: &[Bytes]) -> io::Result<u64> {
-    let mut slices: Vec<IoSlice<'_>> = batch.iter().map(|b| IoSlice::new(b)).collect();
-    let mut rest = &mut slices[..];
-    let mut written = 0u64;
-    while !rest.is_empty() {
-        match file.write_vectored(rest) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                written += n as u64;
-                IoSlice::advance_slices(&mut rest, n);
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(written)
-}
-
-fn hash_loop(mut hasher: Hasher, mut rx: mpsc::Receiver<Batch>) -> Hasher {
-    while let Some(batch) = rx.blocking_recv() {
-        for chunk in batch.iter() {
-            hasher.update(chunk);
-        }
-    }
-    hasher
 }
 
 #[cfg(test)]
@@ -295,5 +419,74 @@ mod tests {
         sink.send(Bytes::from_static(b"x")).await.expect("send");
         drop(sink);
         assert!(!fresh.exists());
+    }
+
+    /// `flush` writes what is queued at once; `abort` of an appended file keeps every byte
+    /// that reached the sink (also those not yet written), and of a fresh one keeps nothing,
+    /// even when it is dropped with a batch in flight.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn flush_and_abort_keep_appended_bytes_only() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("upload");
+        fs::write(&path, b"ab").expect("seed");
+        let mut sink = Box::new(BlobSink::start(
+            path.clone(),
+            true,
+            vec![Hasher::new(Algorithm::Sha256)],
+        ));
+        sink.send(Bytes::from_static(b"cd")).await.expect("send");
+        sink.flush().await.expect("flush");
+        sink.settle().await.expect("settle");
+        assert_eq!(fs::read(&path).expect("read"), b"abcd", "flushed bytes are in the file");
+        sink.send(Bytes::from_static(b"ef")).await.expect("send");
+        assert_eq!(sink.abort().await.expect("abort"), 4);
+        assert_eq!(fs::read(&path).expect("read"), b"abcdef");
+
+        for i in 0..20 {
+            let fresh = dir.path().join(format!("fresh{i}"));
+            let mut sink = Box::new(BlobSink::start(fresh.clone(), false, vec![]));
+            sink.send(Bytes::from(vec![1u8; BATCH_BYTES])).await.expect("send");
+            if i % 2 == 0 {
+                assert_eq!(sink.abort().await.expect("abort"), 0);
+            } else {
+                drop(sink);
+            }
+            // Let any task still running finish.
+            let _ = PERMITS.acquire_many(MAX_TASKS as u32).await.expect("permits");
+            assert!(!fresh.exists(), "fresh file {i} left behind");
+        }
+    }
+
+    /// Hundreds of sinks writing at once share the permits (each task gives its permit back)
+    /// and all finish with the right bytes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_sinks_share_a_bounded_set_of_tasks() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut sinks = Vec::new();
+        for i in 0..300 {
+            let sink = BlobSink::start(
+                dir.path().join(format!("s{i}")),
+                false,
+                vec![Hasher::new(Algorithm::Sha256)],
+            );
+            sinks.push(Box::new(sink));
+        }
+        for round in 0..3u8 {
+            for sink in sinks.iter_mut() {
+                sink.send(Bytes::from(vec![round; 10])).await.expect("send");
+                sink.flush().await.expect("flush");
+            }
+        }
+        let expected: Vec<u8> = (0..3u8).flat_map(|r| vec![r; 10]).collect();
+        for (i, sink) in sinks.into_iter().enumerate() {
+            let out = sink.finish().await.expect("finish");
+            assert_eq!(out.written, 30);
+            assert_eq!(fs::read(dir.path().join(format!("s{i}"))).expect("read"), expected);
+        }
+        let all = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            PERMITS.acquire_many(MAX_TASKS as u32),
+        );
+        assert!(all.await.is_ok(), "every permit comes back");
     }
 }
