@@ -1,6 +1,7 @@
 //! The `skiff` command: `serve` runs the server; `user ...` manages accounts offline (sled allows
-//! one process per database, so these work on a stopped server's data); `config` shows or checks
-//! the configuration.
+//! one process per database, so these work on a stopped server's data); `gc` removes unreferenced
+//! blobs and `check` verifies the store (`--repair` quarantines corrupt blobs); `config` shows
+//! or checks the configuration.
 
 use clap::{Parser, Subcommand};
 use skiff::config::Config;

@@ -243,20 +243,31 @@ impl Checker<'_> {
                 continue;
             };
             self.report.counts.v1_images += 1;
-            let state = if leaves.contains("_inprogress") {
-                // A push not finished (or interrupted): never served, resumable from PUT json.
-                self.report.counts.v1_in_progress += 1;
-                State::InProgress
-            } else if leaves.contains("json") {
-                complete.push(id);
-                State::Complete
-            } else {
-                self.problem(
-                    Kind::V1Image,
-                    format!("{}/{raw}", keys::IMAGES),
-                    "has entries but neither json nor _inprogress: not served, and cannot be pushed again",
-                );
-                State::Broken
+            // The state as the registry reads it, not from the listing: a listing taken while a
+            // push runs may show `json` without the `_inprogress` created just before it.
+            let state = match self.images.state(&id).await.map_err(io_err)? {
+                ImageState::InProgress { .. } => {
+                    // A push not finished (or interrupted): never served, resumable from PUT json.
+                    self.report.counts.v1_in_progress += 1;
+                    State::InProgress
+                }
+                ImageState::Complete => {
+                    complete.push(id);
+                    State::Complete
+                }
+                ImageState::Missing => {
+                    // `_inprogress` is an image's first entry and goes only once json is there,
+                    // and neither json nor images are ever deleted: this is damage.
+                    self.problem(
+                        Kind::V1Image,
+                        format!("{}/{raw}", keys::IMAGES),
+                        format!(
+                            "has entries ({}) but neither json nor _inprogress: not served, and cannot be pushed again",
+                            leaves.iter().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    );
+                    State::Broken
+                }
             };
             self.image_states.insert(raw.clone(), state);
         }
@@ -266,10 +277,13 @@ impl Checker<'_> {
         Ok(())
     }
 
-    /// The state of image `id`: from the walk, or a fresh look for one pushed since.
+    /// The state of image `id`: complete as the walk saw it (images never go back), else a fresh
+    /// look: it may have been pushed, or finished its push, since.
     async fn image_state(&self, id: &ImageId) -> io::Result<Option<State>> {
-        if let Some(s) = self.image_states.get(id.as_str()) {
-            return Ok(Some(*s));
+        match self.image_states.get(id.as_str()) {
+            Some(State::Complete) => return Ok(Some(State::Complete)),
+            Some(State::Broken) => return Ok(Some(State::Broken)),
+            _ => {}
         }
         Ok(match self.images.state(id).await.map_err(io_err)? {
             ImageState::Missing => None,
@@ -439,7 +453,10 @@ impl Checker<'_> {
         }
         let data_set: HashSet<(RepoName, Digest)> = data.iter().cloned().collect();
         for (repo, d) in &typed {
+            // A listing taken during a push may show `type` and miss the `data` written just
+            // before it: look again.
             if !data_set.contains(&(repo.clone(), d.clone()))
+                && !self.storage.exists(&keys::revision_data(repo, d)).await?
                 && self.storage.exists(&keys::revision_type(repo, d)).await?
             {
                 self.problem(
