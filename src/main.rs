@@ -1,6 +1,7 @@
 //! The `skiff` command: `serve` runs the server; `user ...` manages accounts offline (sled allows
-//! one process per database, so these work on a stopped server's data); `config` shows or checks
-//! the configuration.
+//! one process per database, so these work on a stopped server's data); `gc` removes unreferenced
+//! blobs and `check` verifies the store (`--repair` quarantines corrupt blobs); `config` shows
+//! or checks the configuration.
 
 use clap::{Parser, Subcommand};
 use skiff::config::Config;
@@ -35,6 +36,22 @@ enum Command {
         /// Only report what would be removed.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Verify every stored blob against its digest and every tag, link and manifest reference.
+    ///
+    /// Prints one line per problem (kind, storage key, what is wrong) and a summary. Exit
+    /// status: 0 nothing wrong, 1 problems found, 2 the check could not run. Checking only
+    /// reads, so it may run beside a live server; --repair needs the server stopped.
+    Check {
+        /// Move corrupt blobs (content not matching their digest) to the quarantine
+        /// (`_quarantine/` in storage) instead of serving them: the registry then answers 404 for
+        /// them and a client can push them again; nothing is deleted. Dangling tags, links and
+        /// manifests are only reported: deciding what they should point at is the owner's call.
+        #[arg(long)]
+        repair: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Show the effective configuration or check it.
     #[command(subcommand)]
@@ -98,10 +115,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = match cli.command.unwrap_or(Command::Serve) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Check { repair, json } = command {
+        return check(config, repair, json);
+    }
+    let result = match command {
         Command::Serve => serve(config),
         Command::User(cmd) => user(config, cmd),
         Command::Gc { dry_run } => gc(config, dry_run),
+        Command::Check { .. } => Ok(()),
         Command::Config(ConfigCommand::Show) => {
             print!("{}", config.to_toml());
             Ok(())
@@ -157,6 +179,114 @@ fn gc(config: Config, dry_run: bool) -> Result<(), String> {
         report.kept
     );
     Ok(())
+}
+
+/// `skiff check`: 0 clean, 1 problems, 2 could not run.
+fn check(config: Config, repair: bool, json: bool) -> ExitCode {
+    match run_check(config, repair, json) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("skiff: check: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs the check and prints the report; true when nothing is wrong.
+fn run_check(config: Config, repair: bool, json: bool) -> Result<bool, String> {
+    use skiff::registry::check;
+    let root = config.storage_root();
+    if !root.is_dir() {
+        return Err(format!("no registry storage at {}", root.display()));
+    }
+    // A standalone server holds the index lock: with it free, nothing writes meanwhile (and
+    // --repair keeps it for the whole run, as gc does); with it held, checking is read-only.
+    let (live, _lock) = if config.standalone {
+        match Index::try_lock(&config.index_db_path()).map_err(|e| e.to_string())? {
+            Some(lock) => (false, repair.then_some(lock)),
+            None => (true, None),
+        }
+    } else {
+        if repair {
+            eprintln!("skiff: standalone = false: make sure this registry is stopped while check --repair runs");
+        }
+        (!repair, None)
+    };
+    if live && repair {
+        return Err(
+            "--repair needs the server stopped (it holds the index lock); `skiff check` without --repair works beside it"
+                .into(),
+        );
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let terminal = std::io::stderr().is_terminal() && !json;
+    let mut last = std::time::Instant::now();
+    let mut shown = false;
+    let mut progress = |p: check::Progress| {
+        // A progress line for long runs, at most a few times a second, only on a terminal.
+        if terminal && last.elapsed() >= std::time::Duration::from_millis(250) {
+            last = std::time::Instant::now();
+            shown = true;
+            eprint!(
+                "\rchecking blobs: {}/{} ({} of {} MiB)   ",
+                p.blobs_done,
+                p.blobs,
+                p.bytes_done >> 20,
+                p.bytes >> 20
+            );
+        }
+    };
+    let (report, location) = rt.block_on(async {
+        let storage = skiff::storage::Storage::existing_fs(&root)
+            .await
+            .map_err(|e| e.to_string())?;
+        let opts = check::Options { repair, live };
+        let report = check::run(&storage, &opts, &mut progress)
+            .await
+            .map_err(|e| format!("stopped: {e}"))?;
+        Ok::<_, String>((report, storage.location()))
+    })?;
+    if shown {
+        eprint!("\r\x1b[K");
+    }
+    let clean = report.problems.is_empty();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+        return Ok(clean);
+    }
+    for p in &report.problems {
+        println!("{} {}: {}", p.kind.name(), p.key, p.what);
+    }
+    for n in &report.notes {
+        println!("note: {} {}: {}", n.kind.name(), n.key, n.what);
+    }
+    for q in &report.quarantined {
+        println!("quarantined {}: {} -> {location}/{}", q.digest, q.from, q.to);
+    }
+    let c = &report.counts;
+    println!(
+        "checked {} blobs ({} bytes), {} v1 images ({} in progress), {} v1 tags, {} v1 memberships, {} manifests, {} v2 tags, {} blob links{}: {}",
+        c.blobs,
+        c.blob_bytes,
+        c.v1_images,
+        c.v1_in_progress,
+        c.v1_tags,
+        c.v1_members,
+        c.manifests,
+        c.v2_tags,
+        c.blob_links,
+        if live { " (server running: read-only)" } else { "" },
+        match report.problems.len() {
+            0 => "no problems".to_string(),
+            1 => "1 problem".to_string(),
+            n => format!("{n} problems"),
+        }
+    );
+    Ok(clean)
 }
 
 fn read_password() -> Result<String, String> {

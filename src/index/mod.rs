@@ -46,10 +46,17 @@ pub enum OpenError {
 }
 
 impl Index {
+    /// The lock every handle holds (a running standalone server holds it): `Ok(None)` when
+    /// another process has it. Tools that only read the registry's storage probe it to know
+    /// whether a server is running.
+    pub fn try_lock(path: &Path) -> std::io::Result<Option<crate::storage::local::LockFile>> {
+        crate::storage::local::try_lock(&path.with_extension("lock"))
+    }
+
     pub fn open(path: &Path, pbkdf2_rounds: u32) -> Result<Index, OpenError> {
         let shown = path.display().to_string();
         // Our own lock, taken first: sled's lock error carries no kind, only a message.
-        let lock = crate::storage::local::try_lock(&path.with_extension("lock"))
+        let lock = Index::try_lock(path)
             .map_err(|e| OpenError::Other(shown.clone(), e.into()))?
             .ok_or_else(|| OpenError::Locked(shown.clone()))?;
         let db = sled::Config::new()

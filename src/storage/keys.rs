@@ -16,6 +16,7 @@
 //! repositories/<flat>/_manifests/revisions/<algo>/<hex>/{data,type}
 //! repositories/<flat>/_manifests/tags/<tag>                 v2 tag -> digest
 //! repositories/<flat>/_referrers/<algo>-<hex>/<algo>-<hex>  v2 referrer descriptors
+//! _quarantine/<secs>/<algo>/<hex>{,.why}                    corrupt blobs moved aside by `skiff check --repair`
 //! ```
 //! `<flat>` is the repository name with `/` written `+` (`alice+app`), one key component: no
 //! repository's keys are a prefix of another's, so removing `alice/app` can never touch
@@ -31,6 +32,7 @@ pub const UPLOADS: &str = "_uploads";
 pub const BLOBS: &str = "blobs";
 pub const IMAGES: &str = "images";
 pub const REPOSITORIES: &str = "repositories";
+pub const QUARANTINE: &str = "_quarantine";
 
 pub fn temp(random: &str) -> String {
     format!("{TMP}/{random}")
@@ -46,6 +48,17 @@ pub fn parse_blob(key: &str) -> Option<Digest> {
     let mut parts = key.strip_prefix(BLOBS)?.strip_prefix('/')?.split('/');
     let (algo, _, hex) = (parts.next()?, parts.next()?, parts.next()?);
     format!("{algo}:{hex}").parse().ok()
+}
+
+/// Where `skiff check --repair` moves a corrupt blob: out of the blob store (so it is no longer
+/// served and can be pushed again), kept for inspection. `stamp` tells runs apart.
+pub fn quarantine(stamp: &str, d: &Digest) -> String {
+    format!("{QUARANTINE}/{stamp}/{}/{}", d.algorithm().name(), d.hex())
+}
+
+/// The note beside a quarantined blob saying why it was moved.
+pub fn quarantine_note(stamp: &str, d: &Digest) -> String {
+    format!("{}.why", quarantine(stamp, d))
 }
 
 // ---- v2 upload sessions ----
@@ -81,6 +94,12 @@ pub fn image_repo(id: &ImageId, repo: &RepoName) -> String {
 pub fn parse_image_layer(key: &str) -> Option<&str> {
     let rest = key.strip_prefix(IMAGES)?.strip_prefix('/')?;
     rest.strip_suffix("/layer").filter(|id| !id.contains('/'))
+}
+
+/// Splits a key under `images/` into the image id component and the leaf after it
+/// (`images/<id>/_repos/x` -> (`<id>`, `_repos/x`)), for walks over the v1 images.
+pub fn parse_image_key(key: &str) -> Option<(&str, &str)> {
+    key.strip_prefix(IMAGES)?.strip_prefix('/')?.split_once('/')
 }
 
 // ---- repositories ----
@@ -164,6 +183,14 @@ pub enum RepositoryEntry<'a> {
     BlobLink(Digest),
     /// `_manifests/revisions/<algo>/<hex>/data`: a manifest's bytes.
     RevisionData(Digest),
+    /// `_manifests/revisions/<algo>/<hex>/type`: its media type (marks it complete).
+    RevisionType(Digest),
+    /// `_manifests/tags/<tag>`: a v2 tag.
+    V2Tag(TagName),
+    /// `_tags/<tag>`: a v1 tag.
+    V1Tag(TagName),
+    /// `_images/<id>`: v1 membership.
+    V1Member(ImageId),
     /// Any other entry of the repository (`leaf` is the part after the name).
     Other(&'a str),
 }
@@ -178,6 +205,10 @@ pub fn parse_repository_key(key: &str) -> Option<(RepoName, RepositoryEntry<'_>)
     let entry = match parts.as_slice() {
         ["_layers", algo, hex] => digest(algo, hex).map(RepositoryEntry::BlobLink),
         ["_manifests", "revisions", algo, hex, "data"] => digest(algo, hex).map(RepositoryEntry::RevisionData),
+        ["_manifests", "revisions", algo, hex, "type"] => digest(algo, hex).map(RepositoryEntry::RevisionType),
+        ["_manifests", "tags", tag] => TagName::parse(tag).ok().map(RepositoryEntry::V2Tag),
+        ["_tags", tag] => TagName::parse(tag).ok().map(RepositoryEntry::V1Tag),
+        ["_images", id] => ImageId::parse(id).ok().map(RepositoryEntry::V1Member),
         _ => None,
     };
     Some((name, entry.unwrap_or(RepositoryEntry::Other(leaf))))
@@ -207,8 +238,21 @@ mod tests {
             Some((repo.clone(), RepositoryEntry::RevisionData(d.clone())))
         );
         assert_eq!(
-            parse_repository_key(&revision_type(&repo, &d)).map(|(n, _)| n),
-            Some(repo.clone())
+            parse_repository_key(&revision_type(&repo, &d)),
+            Some((repo.clone(), RepositoryEntry::RevisionType(d.clone())))
+        );
+        let tag = TagName::parse("v1.0").unwrap();
+        assert_eq!(
+            parse_repository_key(&v2_tag(&repo, &tag)),
+            Some((repo.clone(), RepositoryEntry::V2Tag(tag.clone())))
+        );
+        assert_eq!(
+            parse_repository_key(&v1_tag(&repo, &tag)),
+            Some((repo.clone(), RepositoryEntry::V1Tag(tag.clone())))
+        );
+        assert_eq!(
+            parse_repository_key(&v1_tag_json(&repo, &tag)),
+            Some((repo.clone(), RepositoryEntry::Other("_tagjson/v1.0")))
         );
         // No repository's keys are a prefix of another's.
         let sub = RepoName::parse("alice/app/sub").unwrap();
@@ -216,5 +260,17 @@ mod tests {
         let id = ImageId::parse(&"c".repeat(64)).unwrap();
         assert_eq!(parse_image_layer(&image(&id, "layer")), Some(id.as_str()));
         assert_eq!(parse_image_layer(&image(&id, "json")), None);
+        assert_eq!(
+            parse_repository_key(&v1_member(&repo, &id)),
+            Some((repo.clone(), RepositoryEntry::V1Member(id.clone())))
+        );
+        assert_eq!(
+            parse_image_key(&image_repo(&id, &repo)),
+            Some((id.as_str(), "_repos/alice+app"))
+        );
+        assert_eq!(
+            quarantine("1700000000", &d),
+            format!("_quarantine/1700000000/sha256/{}", d.hex())
+        );
     }
 }

@@ -138,6 +138,15 @@ async fn get_layer(
         .layer(&id)
         .await?
         .ok_or_else(|| AppError::not_found("Image layer not found"))?;
+    // The link without its blob (quarantined by `skiff check --repair`, or lost): absent, as on
+    // v2, so the layer can be pushed again; not a 500.
+    if state.storage.blob_size(&link.digest).await?.is_none() {
+        log::warn!(
+            "v1 image {id}: layer blob {} is missing (see `skiff check`)",
+            link.digest
+        );
+        return Err(AppError::not_found("Image layer not found"));
+    }
     crate::http::files::serve(
         &req,
         &state.storage,

@@ -132,8 +132,10 @@ impl Driver for FsDriver {
 
     async fn delete(&self, key: &str) -> io::Result<bool> {
         let path = self.path(key)?;
-        self.blocking(move |_| match fs::remove_file(path) {
-            Ok(()) => Ok(true),
+        self.blocking(move |_| match fs::remove_file(&path) {
+            // Durable like a write: an acknowledged delete (the `_inprogress` marker that makes a
+            // v1 image complete, a tag) must not come back after a power cut.
+            Ok(()) => sync_parent(&path).map(|()| true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e),
         })
@@ -149,7 +151,7 @@ impl Driver for FsDriver {
                 Err(e) => Err(e),
             };
             match result {
-                Ok(()) => Ok(true),
+                Ok(()) => sync_parent(&path).map(|()| true),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
                 Err(e) => Err(e),
             }
@@ -261,9 +263,63 @@ pub(crate) fn rename_durably(from: &Path, to: &Path) -> io::Result<()> {
     let parent = to
         .parent()
         .ok_or_else(|| io::Error::other("destination has no parent"))?;
-    fs::create_dir_all(parent)?;
+    create_dir_all_durably(parent)?;
     fs::rename(from, to)?;
-    fs::File::open(parent)?.sync_all()
+    sync_dir(parent)
+}
+
+/// fsync of a directory: makes the entries created, renamed or removed in it durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(test)]
+    synced::record(dir);
+    fs::File::open(dir)?.sync_all()
+}
+
+fn sync_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(p) => sync_dir(p),
+        None => Ok(()),
+    }
+}
+
+/// `create_dir_all`, with every directory it creates made durable in its parent: an fsync of a
+/// file's directory does not persist that directory's own entry, so without this the first
+/// blob under a new `blobs/sha256/<xx>/` (or a new image's `images/<id>/`) could vanish with
+/// its directory after a power cut although its rename was synced.
+fn create_dir_all_durably(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
+    fs::create_dir_all(dir)?;
+    for created in missing.iter().rev() {
+        sync_parent(created)?;
+    }
+    Ok(())
+}
+
+/// The directories synced, for tests: durability cannot be observed without cutting the power,
+/// but whether the right directory was synced can.
+#[cfg(test)]
+pub(crate) mod synced {
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    static SYNCED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+    pub fn record(dir: &Path) {
+        SYNCED.lock().unwrap_or_else(|p| p.into_inner()).push(dir.to_path_buf());
+    }
+
+    /// How many times `dir` was synced.
+    pub fn count(dir: &Path) -> usize {
+        SYNCED
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|d| d.as_path() == dir)
+            .count()
+    }
 }
 
 fn read_dir(dir: &Path) -> io::Result<Vec<PathBuf>> {
@@ -300,6 +356,9 @@ impl Sink for NamedSink {
     async fn send(&mut self, chunk: Bytes) -> Result<(), ()> {
         self.inner.send(chunk).await
     }
+    async fn flush(&mut self) -> Result<(), ()> {
+        self.inner.flush().await
+    }
     async fn finish(self: Box<Self>) -> io::Result<crate::storage::driver::WriteOutcome> {
         let NamedSink { inner, driver } = *self;
         inner.finish().await.map_err(|e| driver.full(e))
@@ -307,5 +366,36 @@ impl Sink for NamedSink {
     async fn abort(self: Box<Self>) -> io::Result<u64> {
         let NamedSink { inner, driver } = *self;
         inner.abort().await.map_err(|e| driver.full(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every directory a write creates is synced in its parent, and a delete syncs the
+    /// directory it removed from (unique temp paths: other tests running meanwhile do not count).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn new_directories_and_deletes_are_synced() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().join("root");
+        let d = FsDriver::open(&root).expect("open");
+        let before = |p: &str| synced::count(&root.join(p));
+        assert_eq!((before("images"), before("images/x")), (0, 0));
+        d.put("images/x/json", Bytes::from_static(b"{}")).await.expect("put");
+        assert_eq!(synced::count(&root), 1, "`images` made durable in the root");
+        assert_eq!(before("images"), 1, "`images/x` made durable in `images`");
+        assert_eq!(before("images/x"), 1, "the rename of `json`");
+        d.put("images/x/_inprogress", Bytes::from_static(b"alice"))
+            .await
+            .expect("put");
+        assert_eq!((synced::count(&root), before("images")), (1, 1), "nothing new created");
+        assert_eq!(before("images/x"), 2);
+        assert!(d.delete("images/x/_inprogress").await.expect("delete"));
+        assert_eq!(before("images/x"), 3, "the delete is made durable");
+        assert!(!d.delete("images/x/_inprogress").await.expect("delete"));
+        assert_eq!(before("images/x"), 3, "nothing removed, nothing to sync");
+        assert!(d.delete_all("images/x").await.expect("delete all"));
+        assert_eq!(before("images"), 2, "the removal of `images/x`");
     }
 }

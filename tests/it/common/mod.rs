@@ -212,3 +212,23 @@ pub fn raw_status(addr: &str, method: &str, path: &str, auth: &str, body: &str) 
     let _ = sock.read_to_string(&mut resp);
     resp.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
+
+/// Like [`cli`] without stdin, with the exit code (`None` if killed by a signal).
+pub fn cli_code(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let config = dir.join("registry.toml");
+    if !config.exists() {
+        Server::write_config(dir, "");
+    }
+    let out = Command::new(skiff_bin())
+        .arg("--config")
+        .arg(&config)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run cli");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
