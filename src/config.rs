@@ -224,18 +224,23 @@ impl Config {
     }
 
     pub fn load_with_env(path: Option<&Path>, env: &[(String, String)]) -> Result<Config, ConfigError> {
-        let mut table = match path {
-            Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read(p.into(), e))?;
-                text.parse::<toml::Table>()
-                    .map_err(|e| ConfigError::Parse(p.into(), e.to_string()))?
-            }
-            None => toml::Table::new(),
+        let text = match path {
+            Some(p) => std::fs::read_to_string(p).map_err(|e| ConfigError::Read(p.into(), e))?,
+            None => String::new(),
         };
+        Self::from_text(&text, path.unwrap_or(Path::new("")), env)
+    }
+
+    /// The config file's `text` (read from `origin`, named in errors), overlaid by `env`, then
+    /// validated. Pure, so the property tests can drive it with any text.
+    pub fn from_text(text: &str, origin: &Path, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        let mut table = text
+            .parse::<toml::Table>()
+            .map_err(|e| ConfigError::Parse(origin.into(), e.to_string()))?;
         apply_env(&mut table, env)?;
-        let config: Config = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| {
-            ConfigError::Parse(path.map(Into::into).unwrap_or_default(), e.to_string())
-        })?;
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse(origin.into(), e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
@@ -355,7 +360,7 @@ impl Config {
 }
 
 /// Every key the schema has, as a dotted path, with its default value (which gives its type).
-fn known_keys() -> Vec<(String, toml::Value)> {
+pub(crate) fn known_keys() -> Vec<(String, toml::Value)> {
     fn walk(prefix: &str, table: &toml::Table, out: &mut Vec<(String, toml::Value)>) {
         for (k, v) in table {
             let path = if prefix.is_empty() {

@@ -16,6 +16,9 @@ pub mod registry;
 pub mod state;
 pub mod storage;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 use actix_web::{web, App, HttpServer};
 use config::Config;
 use state::AppState;

@@ -10,35 +10,41 @@ use crate::digest::Digest;
 use crate::error::AppResult;
 use crate::storage::Storage;
 use actix_web::body::SizedStream;
-use actix_web::http::header::{self, ContentRange, ContentRangeSpec, Header, Range};
+use actix_web::http::header::{self, ContentRange, ContentRangeSpec, Range};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 
 /// What the request's `Range` asks for: the whole blob, one satisfiable range, or nothing
 /// that can be served.
 #[derive(Debug, PartialEq, Eq)]
-enum Wanted {
+pub(crate) enum Wanted {
     All,
     Part { start: u64, end: u64 },
     Unsatisfiable,
 }
 
-fn wanted(req: &HttpRequest, size: u64) -> Wanted {
+/// What a `Range` header value (`None`: no header, or one that is not visible ASCII) asks of
+/// a blob of `size` bytes. Pure, so the property tests can drive it with any text.
+pub(crate) fn wanted(range: Option<&str>, size: u64) -> Wanted {
+    let Some(raw) = range else {
+        return Wanted::All;
+    };
+    // Range units compare case-insensitively (RFC 9110 §14.1); actix's parser wants `bytes`.
+    let raw = raw.trim();
+    let normalized = match raw.get(..6) {
+        Some(unit) if unit.eq_ignore_ascii_case("bytes=") => format!("bytes={}", &raw[6..]),
+        _ => raw.to_string(),
+    };
     // Several ranges: serve the first, as actix-files and most servers do.
-    match Range::parse(req) {
+    match normalized.parse::<Range>() {
         Ok(Range::Bytes(specs)) => match specs.first().map(|s| s.to_satisfiable_range(size)) {
             Some(Some((start, end))) => Wanted::Part { start, end },
             _ => Wanted::Unsatisfiable,
         },
         Ok(Range::Unregistered(..)) => Wanted::All,
         // actix drops invalid specs; a `bytes` range left with none was invalid throughout.
-        Err(_) => {
-            let raw = req.headers().get(header::RANGE).and_then(|v| v.to_str().ok());
-            match raw {
-                Some(r) if r.trim_start().to_ascii_lowercase().starts_with("bytes=") => Wanted::Unsatisfiable,
-                _ => Wanted::All,
-            }
-        }
+        Err(_) if normalized.starts_with("bytes=") => Wanted::Unsatisfiable,
+        Err(_) => Wanted::All,
     }
 }
 
@@ -54,7 +60,7 @@ pub async fn serve(
     let mut resp = HttpResponse::Ok();
     resp.insert_header((header::ACCEPT_RANGES, "bytes"));
     headers(&mut resp);
-    let (start, len) = match wanted(req, size) {
+    let (start, len) = match wanted(crate::http::header_str(req, header::RANGE.as_str()), size) {
         Wanted::Unsatisfiable => {
             return Ok(resp
                 .status(StatusCode::RANGE_NOT_SATISFIABLE)
@@ -88,18 +94,14 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::test::TestRequest;
 
     fn with(range: &str) -> Wanted {
-        wanted(
-            &TestRequest::default().insert_header(("Range", range)).to_http_request(),
-            100,
-        )
+        wanted(Some(range), 100)
     }
 
     #[test]
     fn ranges() {
-        assert_eq!(wanted(&TestRequest::default().to_http_request(), 100), Wanted::All);
+        assert_eq!(wanted(None, 100), Wanted::All);
         assert_eq!(with("bytes=0-9"), Wanted::Part { start: 0, end: 9 });
         assert_eq!(with("bytes=90-"), Wanted::Part { start: 90, end: 99 });
         assert_eq!(with("bytes=-10"), Wanted::Part { start: 90, end: 99 });
@@ -112,5 +114,14 @@ mod tests {
         assert_eq!(with("bytes=x"), Wanted::Unsatisfiable, "invalid: 416");
         assert_eq!(with("pages=1-2"), Wanted::All, "other units: ignored");
         assert_eq!(with("bytes=0-1,5-6"), Wanted::Part { start: 0, end: 1 });
+        // Units compare case-insensitively (RFC 9110 §14.1): `Bytes=` is a byte range too.
+        assert_eq!(with("Bytes=0-9"), Wanted::Part { start: 0, end: 9 });
+        assert_eq!(with("BYTES=500-0"), Wanted::Unsatisfiable);
+        assert_eq!(with("bytes=99999999999999999999999-"), Wanted::Unsatisfiable);
+        assert_eq!(
+            wanted(Some("bytes=0-"), 0),
+            Wanted::Unsatisfiable,
+            "an empty blob has no byte 0"
+        );
     }
 }

@@ -85,7 +85,7 @@ async fn mark(storage: &Storage, report: &mut Report) -> io::Result<HashSet<Dige
 }
 
 /// Every well-formed digest written anywhere in `text`.
-fn digests_in(text: &[u8]) -> Vec<Digest> {
+pub(crate) fn digests_in(text: &[u8]) -> Vec<Digest> {
     let text = String::from_utf8_lossy(text);
     let mut out = Vec::new();
     for (prefix, len) in [("sha256:", 64), ("sha512:", 128)] {

@@ -43,11 +43,13 @@ pub fn blob(d: &Digest) -> String {
     format!("{BLOBS}/{}/{}/{hex}", d.algorithm().name(), &hex[..2])
 }
 
-/// The digest a blob key names (the inverse of [`blob`]), for walks over the blob store.
+/// The digest a blob key names (the inverse of [`blob`]), for walks over the blob store. Only
+/// exactly a blob's key: a stray `blobs/sha256/zz/<hex>` or `.../<hex>/x` names no blob.
 pub fn parse_blob(key: &str) -> Option<Digest> {
     let mut parts = key.strip_prefix(BLOBS)?.strip_prefix('/')?.split('/');
     let (algo, _, hex) = (parts.next()?, parts.next()?, parts.next()?);
-    format!("{algo}:{hex}").parse().ok()
+    let digest: Digest = format!("{algo}:{hex}").parse().ok()?;
+    (blob(&digest) == key).then_some(digest)
 }
 
 /// Where `skiff check --repair` moves a corrupt blob: out of the blob store (so it is no longer
@@ -225,6 +227,9 @@ mod tests {
         assert_eq!(blob(&d), format!("blobs/sha256/ab/{}", "ab".repeat(32)));
         assert_eq!(parse_blob(&blob(&d)), Some(d.clone()));
         assert_eq!(parse_blob("blobs/sha256/ab"), None);
+        // Regression (found by the property tests): only exactly a blob's key names it.
+        assert_eq!(parse_blob(&format!("blobs/sha256/zz/{}", d.hex())), None);
+        assert_eq!(parse_blob(&format!("{}/extra", blob(&d))), None);
         assert_eq!(
             blob_link(&repo, &d),
             format!("repositories/alice+app/_layers/sha256/{}", d.hex())

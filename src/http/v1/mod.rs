@@ -3,9 +3,9 @@
 
 mod images;
 mod ping;
-mod repositories;
-mod search;
-mod tags;
+pub(crate) mod repositories;
+pub(crate) mod search;
+pub(crate) mod tags;
 mod users;
 
 use crate::state::AppState;

@@ -86,7 +86,7 @@ struct ImgData {
     tag: Option<String>,
 }
 
-fn parse_image_list(body: &[u8]) -> AppResult<Vec<ImageEntry>> {
+pub(crate) fn parse_image_list(body: &[u8]) -> AppResult<Vec<ImageEntry>> {
     let list: Vec<ImgData> = serde_json::from_slice(body).map_err(|_| AppError::bad_request("Invalid data"))?;
     list.into_iter()
         .map(|d| {

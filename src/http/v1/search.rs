@@ -14,20 +14,38 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 #[derive(Deserialize)]
-struct Query {
+pub(crate) struct Query {
     #[serde(default)]
-    q: String,
-    n: Option<usize>,
-    page: Option<usize>,
+    pub(crate) q: String,
+    pub(crate) n: Option<usize>,
+    pub(crate) page: Option<usize>,
 }
 
-const DEFAULT_PAGE_SIZE: usize = 25;
-const MAX_PAGE_SIZE: usize = 100;
+pub(crate) const DEFAULT_PAGE_SIZE: usize = 25;
+pub(crate) const MAX_PAGE_SIZE: usize = 100;
+
+/// The page a search asks for: `n` results per page (1 to 100, default 25) and `page` (from 1),
+/// as the rows to skip. Saturating, so any `page` a client sends is just past the end.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Paging {
+    pub(crate) page_size: usize,
+    pub(crate) page: usize,
+    pub(crate) skip: usize,
+}
+
+pub(crate) fn paging(n: Option<usize>, page: Option<usize>) -> Paging {
+    let page_size = n.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE);
+    let page = page.unwrap_or(1).max(1);
+    Paging {
+        page_size,
+        page,
+        skip: (page - 1).saturating_mul(page_size),
+    }
+}
 
 async fn search(state: web::Data<AppState>, Caller(who): Caller, query: web::Query<Query>) -> AppResult<HttpResponse> {
     let needle = query.q.trim().to_lowercase();
-    let page_size = query.n.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE);
-    let page = query.page.unwrap_or(1).max(1);
+    let Paging { page_size, page, skip } = paging(query.n, query.page);
     let repos = match &state.index {
         Some(ix) => ix.run(|ix| ix.listing()).await?,
         None => Default::default(),
@@ -40,7 +58,7 @@ async fn search(state: web::Data<AppState>, Caller(who): Caller, query: web::Que
     let num_pages = total.div_ceil(page_size).max(1);
     let results: Vec<_> = hits
         .into_iter()
-        .skip((page - 1).saturating_mul(page_size))
+        .skip(skip)
         .take(page_size)
         .map(|r| {
             serde_json::json!({

@@ -55,6 +55,12 @@ async fn get_tag(
     }
 }
 
+/// The body of a tag PUT: the image id as a JSON string. An id that is not one names no image.
+pub(crate) fn tag_target(body: &[u8]) -> AppResult<ImageId> {
+    let id: String = serde_json::from_slice(body).map_err(|_| AppError::bad_request("Invalid data"))?;
+    ImageId::parse(&id).map_err(|_| AppError::not_found("Image not found"))
+}
+
 async fn put_tag(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -65,8 +71,7 @@ async fn put_tag(
     let (_, tag) = path.into_inner();
     let V1Access { who, repo, .. } = access;
     let tag = TagName::parse(&tag)?;
-    let id: String = serde_json::from_slice(&body).map_err(|_| AppError::bad_request("Invalid data"))?;
-    let id = ImageId::parse(&id).map_err(|_| AppError::not_found("Image not found"))?;
+    let id = tag_target(&body)?;
     if !state.images.exists(&id).await? {
         return Err(AppError::not_found("Image not found"));
     }

@@ -33,19 +33,29 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// Applies `last` and `n` to a sorted list; returns the page and whether more follow.
+/// Applies the request's `last` and `n` to a sorted list (see [`page`]).
 fn paginate(all: Vec<String>, req: &HttpRequest) -> V2Result<(Vec<String>, Option<usize>)> {
-    let last = query_one(req, "last");
+    let (n, last) = (query_one(req, "n"), query_one(req, "last"));
+    Ok(page(all, n.as_deref(), last.as_deref())?)
+}
+
+/// Applies `last` and `n` to a sorted list; returns the page and, when more follow, the `n` for
+/// the next page's link.
+pub(crate) fn page(
+    all: Vec<String>,
+    n: Option<&str>,
+    last: Option<&str>,
+) -> Result<(Vec<String>, Option<usize>), AppError> {
     // An empty `n=` sets no limit, as in CNCF Distribution (clients build `?n=&last=` URLs).
-    let n = match query_one(req, "n").filter(|n| !n.is_empty()) {
+    let n = match n.filter(|n| !n.is_empty()) {
         Some(n) => Some(
             n.parse::<usize>()
                 .map_err(|_| AppError::new(Kind::BadRequest, format!("invalid n {n:?}")))?,
         ),
         None => None,
     };
-    let after: Vec<String> = match &last {
-        Some(l) => all.into_iter().filter(|t| t.as_str() > l.as_str()).collect(),
+    let after: Vec<String> = match last {
+        Some(l) => all.into_iter().filter(|t| t.as_str() > l).collect(),
         None => all,
     };
     match n {

@@ -2,10 +2,10 @@
 
 mod base;
 mod blobs;
-mod discovery;
+pub(crate) mod discovery;
 mod manifests;
 mod token;
-mod uploads;
+pub(crate) mod uploads;
 
 use crate::auth::Identity;
 use crate::error::{AppError, Kind, V2Error};

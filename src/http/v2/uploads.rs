@@ -118,39 +118,45 @@ async fn start(
     Ok(in_progress(actix_web::http::StatusCode::ACCEPTED, &name, &uuid, 0))
 }
 
+/// The request's `Content-Range` and `Content-Length`, checked by [`parse_content_range`].
+fn content_range(req: &HttpRequest) -> V2Result<Option<(u64, u64)>> {
+    let Some(v) = req.headers().get(header::CONTENT_RANGE) else {
+        return Ok(None);
+    };
+    let v = v.to_str().map_err(|_| invalid_content_range())?;
+    let declared = crate::http::header_str(req, header::CONTENT_LENGTH.as_str());
+    Ok(Some(parse_content_range(v, declared)?))
+}
+
+fn invalid_content_range() -> AppError {
+    AppError::new(Kind::BlobUploadInvalid, "invalid Content-Range")
+}
+
 /// `Content-Range: <start>-<end>` (also accepts the `bytes <start>-<end>/<total>` form). A range
 /// that cannot be parsed is a bad request (400 BLOB_UPLOAD_INVALID, as in CNCF Distribution);
 /// one that parses but does not continue the upload is 416, decided by the session. When the
 /// request also declares its `Content-Length`, the two must agree before any byte is written
 /// (400 SIZE_INVALID, as in Distribution), so a refused chunk never changes the upload.
-fn content_range(req: &HttpRequest) -> V2Result<Option<(u64, u64)>> {
-    let Some(v) = req.headers().get(header::CONTENT_RANGE) else {
-        return Ok(None);
-    };
-    let bad = || AppError::new(Kind::BlobUploadInvalid, "invalid Content-Range");
-    let v = v.to_str().map_err(|_| bad())?.trim();
+pub(crate) fn parse_content_range(value: &str, content_length: Option<&str>) -> Result<(u64, u64), AppError> {
+    let v = value.trim();
     let v = v.strip_prefix("bytes ").unwrap_or(v);
     let v = v.split('/').next().unwrap_or(v);
-    let (a, b) = v.split_once('-').ok_or_else(bad)?;
+    let (a, b) = v.split_once('-').ok_or_else(invalid_content_range)?;
     let (start, end): (u64, u64) = (
-        a.trim().parse().map_err(|_| bad())?,
-        b.trim().parse().map_err(|_| bad())?,
+        a.trim().parse().map_err(|_| invalid_content_range())?,
+        b.trim().parse().map_err(|_| invalid_content_range())?,
     );
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let declared = content_length.and_then(|v| v.trim().parse::<u64>().ok());
     if let Some(len) = declared {
-        if end >= start && end - start + 1 != len {
+        // `0-18446744073709551615` spans 2^64 bytes: no u64 length matches it.
+        if end >= start && (end - start).checked_add(1) != Some(len) {
             return Err(AppError::new(
                 Kind::SizeInvalid,
                 format!("Content-Range {start}-{end} does not match Content-Length {len}"),
-            )
-            .into());
+            ));
         }
     }
-    Ok(Some((start, end)))
+    Ok((start, end))
 }
 
 async fn patch(
@@ -231,4 +237,41 @@ async fn cancel(
     let mut session = session.lock().await;
     state.uploads.remove(&mut session).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_ranges() {
+        assert_eq!(parse_content_range("0-9", None).unwrap(), (0, 9));
+        assert_eq!(parse_content_range("bytes 10-19/100", Some("10")).unwrap(), (10, 19));
+        assert_eq!(
+            parse_content_range("5-1", None).unwrap(),
+            (5, 1),
+            "the session answers 416"
+        );
+        for bad in ["", "5", "a-b", "-1-2", "1-", "99999999999999999999-1"] {
+            assert_eq!(
+                parse_content_range(bad, None).unwrap_err().kind,
+                Kind::BlobUploadInvalid,
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            parse_content_range("0-9", Some("11")).unwrap_err().kind,
+            Kind::SizeInvalid
+        );
+    }
+
+    /// Regression (found by the property tests): a range spanning all of u64 with a declared
+    /// length overflowed `end - start + 1` and panicked the worker.
+    #[test]
+    fn a_range_of_2_to_the_64_bytes_is_refused_not_a_panic() {
+        let err = parse_content_range("0-18446744073709551615", Some("0")).unwrap_err();
+        assert_eq!(err.kind, Kind::SizeInvalid);
+        let err = parse_content_range("0-18446744073709551615", Some("18446744073709551615")).unwrap_err();
+        assert_eq!(err.kind, Kind::SizeInvalid);
+    }
 }

@@ -187,7 +187,8 @@ impl Uploads {
             None
         };
         if let Some((start, end)) = range {
-            if end - start + 1 != outcome.written {
+            // Checked: `0-18446744073709551615` spans 2^64 bytes, which no chunk can have.
+            if (end - start).checked_add(1) != Some(outcome.written) {
                 // The bytes are kept (the offset says where the upload stands), but the
                 // client's range was wrong: say so.
                 return Err(AppError::new(
@@ -320,6 +321,23 @@ mod tests {
         let storage = Storage::open_fs(dir.path()).await.expect("open");
         let uploads = Uploads::new(storage.clone());
         (dir, storage, uploads)
+    }
+
+    /// Regression (found by the property tests): a chunk declaring the range `0-(2^64-1)`
+    /// overflowed `end - start + 1` after streaming and panicked the worker.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_range_spanning_all_of_u64_is_416_not_a_panic() {
+        let (_dir, _storage, uploads) = uploads().await;
+        let repo = RepoName::parse("alice/app").expect("name");
+        let uuid = uploads.start(&repo, Algorithm::Sha256).await.expect("start");
+        let session = uploads.get(&repo, &uuid).await.expect("session");
+        let mut s = session.lock().await;
+        let err = uploads
+            .append(&mut s, Some((0, u64::MAX)), chunks(&[b"abc"]))
+            .await
+            .expect_err("the range does not match the 3 bytes sent");
+        assert_eq!(err.kind, Kind::RangeNotSatisfiable);
+        assert_eq!(s.offset, 3, "the bytes sent are kept");
     }
 
     /// Chunks in order, a chunk that does not continue the upload (416, nothing written), then
