@@ -560,6 +560,7 @@ static JWT: LazyLock<Jwt> = LazyLock::new(|| {
             name: "alice/app".into(),
             actions: vec!["pull".into()],
         }],
+        gen: 0,
     };
     let token = signer.sign(&claims).expect("sign");
     Jwt {
@@ -1083,6 +1084,10 @@ proptest! {
             match entry {
                 RepositoryEntry::BlobLink(d) => prop_assert_eq!(keys::blob_link(&repo, &d), raw.clone()),
                 RepositoryEntry::RevisionData(d) => prop_assert_eq!(keys::revision_data(&repo, &d), raw.clone()),
+                RepositoryEntry::RevisionType(d) => prop_assert_eq!(keys::revision_type(&repo, &d), raw.clone()),
+                RepositoryEntry::V2Tag(t) => prop_assert_eq!(keys::v2_tag(&repo, &t), raw.clone()),
+                RepositoryEntry::V1Tag(t) => prop_assert_eq!(keys::v1_tag(&repo, &t), raw.clone()),
+                RepositoryEntry::V1Member(id) => prop_assert_eq!(keys::v1_member(&repo, &id), raw.clone()),
                 RepositoryEntry::Other(leaf) => {
                     prop_assert_eq!(format!("{}/{leaf}", keys::repository(&repo)), raw.clone())
                 }
