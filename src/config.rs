@@ -29,6 +29,27 @@ pub struct Config {
     pub delegate: DelegateConfig,
     pub v2: V2Config,
     pub ui: UiConfig,
+    pub limits: LimitsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Seconds a connection may go without the client taking any of the data sent to it (a
+    /// download whose client stopped reading, or vanished) before it is closed; 0 = never.
+    pub send_timeout_secs: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig { send_timeout_secs: 60 }
+    }
+}
+
+impl LimitsConfig {
+    pub fn send_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.send_timeout_secs)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -118,6 +139,7 @@ impl Default for Config {
             delegate: DelegateConfig::default(),
             v2: V2Config::default(),
             ui: UiConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -245,6 +267,10 @@ impl Config {
                     format!("{url:?} must be http:// or https:// and a host[:port], like https://registry.lan"),
                 ));
             }
+        }
+        // The kernel takes the timeout in milliseconds, as a 32-bit number.
+        if self.limits.send_timeout_secs > 86_400 {
+            return Err(invalid("limits.send_timeout_secs", "must be at most 86400 (a day)"));
         }
         if self.index.token_ttl_secs == 0 {
             return Err(invalid("index.token_ttl_secs", "must be at least 1"));

@@ -60,6 +60,80 @@ async fn stalled_downloads_hold_no_threads() {
     drop(stalled);
 }
 
+/// Opens a raw connection and asks for a blob; nothing is read yet.
+fn start_download(addr: &str, repo: &str, digest: &str) -> std::net::TcpStream {
+    let mut sock = std::net::TcpStream::connect(addr).expect("connect");
+    let req = format!("GET /v2/{repo}/blobs/{digest} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    sock.write_all(req.as_bytes()).expect("send");
+    sock
+}
+
+/// Reads until the server closes or resets the connection (bytes read, and whether it ended
+/// with a reset); panics if it stays open, silent, for `silence`.
+fn read_to_close(sock: &mut std::net::TcpStream, silence: std::time::Duration) -> (usize, bool) {
+    use std::io::Read;
+    sock.set_read_timeout(Some(silence)).expect("timeout");
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0;
+    loop {
+        match sock.read(&mut buf) {
+            Ok(0) => return (total, false),
+            Ok(n) => total += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (total, true),
+            Err(e) => panic!("after {total} bytes: {e} (the server neither sent nor closed)"),
+        }
+    }
+}
+
+/// `[limits] send_timeout_secs`: a download whose client stops reading is closed once it has
+/// taken nothing for that long (the server's send buffers drain into the client, then the
+/// connection is gone, long before the blob is through). A slow client that keeps reading is
+/// never cut, however long its download takes.
+#[tokio::test]
+async fn stalled_downloads_are_closed_after_the_send_timeout() {
+    let s = Server::start("[limits]\nsend_timeout_secs = 2");
+    let (alice, _, _) = users(&s).await;
+    let size = 48 << 20;
+    let digest = Api::new(&s).blob(&alice, "alice/app", &random_bytes(size)).await;
+
+    let mut stalled = start_download(&s.addr, "alice/app", &digest);
+    let mut slow = start_download(&s.addr, "alice/app", &digest);
+    // The slow client: 64 KiB every 100 ms (~650 KB/s) for three timeouts' worth of time.
+    let slow_reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buf = vec![0u8; 64 << 10];
+        let (mut got, start) = (0, std::time::Instant::now());
+        slow.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .expect("timeout");
+        // Then at full speed until the whole body (and its head) has arrived.
+        while got < size {
+            match slow.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) => return Err(format!("after {got} bytes: {e}")),
+            }
+            if start.elapsed() < std::time::Duration::from_secs(6) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+        Ok(got)
+    });
+
+    // The stalled client reads nothing for the timeout plus slack, then drains what is left.
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let (got, _) = read_to_close(&mut stalled, std::time::Duration::from_secs(10));
+    assert!(
+        got < size / 2,
+        "the stalled download was not closed: {got} of {size} bytes arrived after it resumed"
+    );
+
+    let got = slow_reader
+        .join()
+        .expect("slow reader")
+        .expect("the slow reader is not cut");
+    assert!(got >= size, "the slow reader got the whole blob: {got} of {size} bytes");
+}
+
 /// The response head of one raw request (no client normalises our hostile headers).
 fn raw_head(addr: &str, request: &str) -> String {
     use std::io::Read;
