@@ -285,4 +285,28 @@ mod tests {
         assert_eq!(got.len() as u64, len);
         assert!(got == data[offset as usize..(offset + len) as usize], "bytes differ");
     }
+
+    /// A window the page cache does not hold is found cold, faulted in on the blocking pool,
+    /// and served whole.
+    #[tokio::test]
+    async fn cold_windows_are_faulted_in_off_the_worker() {
+        use std::os::fd::AsRawFd;
+        // In the package directory, not /tmp: a tmpfs cannot drop its pages.
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).expect("temp dir");
+        let path = dir.path().join("blob");
+        let data: Vec<u8> = (0..(3 * WINDOW as usize / 2)).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&path, &data).expect("write");
+        let file = File::open(&path).expect("open");
+        file.sync_all().expect("sync");
+        // SAFETY: an advisory call on an open file.
+        let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        assert_eq!(rc, 0);
+        assert!(matches!(map_window(&file, 0, WINDOW), Ok(Window::Cold(_))));
+        let mut s = FileStream::new(file, 0, data.len() as u64).expect("in range");
+        let mut got = Vec::new();
+        while let Some(piece) = s.next().await {
+            got.extend_from_slice(&piece.expect("bytes"));
+        }
+        assert!(got == data, "bytes differ");
+    }
 }
