@@ -51,6 +51,9 @@ pub struct LimitsConfig {
     /// Upload bodies one user (or, unauthenticated, one client address) may send at once;
     /// more get 429 with `Retry-After`. 0 = no limit.
     pub uploads_per_user: usize,
+    /// Seconds a connection may go without the client taking any of the data sent to it (a
+    /// download whose client stopped reading, or vanished) before it is closed; 0 = never.
+    pub send_timeout_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -62,7 +65,14 @@ impl Default for LimitsConfig {
             password_hash_threads: 0,
             body_timeout_secs: 60,
             uploads_per_user: 16,
+            send_timeout_secs: 60,
         }
+    }
+}
+
+impl LimitsConfig {
+    pub fn send_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.send_timeout_secs)
     }
 }
 
@@ -286,6 +296,10 @@ impl Config {
                     format!("{url:?} must be http:// or https:// and a host[:port], like https://registry.lan"),
                 ));
             }
+        }
+        // The kernel takes the timeout in milliseconds, as a 32-bit number.
+        if self.limits.send_timeout_secs > 86_400 {
+            return Err(invalid("limits.send_timeout_secs", "must be at most 86400 (a day)"));
         }
         if self.index.token_ttl_secs == 0 {
             return Err(invalid("index.token_ttl_secs", "must be at least 1"));

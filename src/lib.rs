@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod index;
 pub mod names;
+pub mod net;
 pub mod registry;
 pub mod state;
 pub mod storage;
@@ -76,6 +77,8 @@ pub async fn open_state(config: Config) -> Result<AppState, StartError> {
 
 pub async fn run(config: Config) -> Result<(), StartError> {
     let listener = TcpListener::bind(config.listen_addr()).map_err(|e| StartError::Bind(config.listen.clone(), e))?;
+    net::set_send_timeout(&listener, config.limits.send_timeout())
+        .map_err(|e| StartError::Bind(config.listen.clone(), e))?;
     let state = web::Data::new(open_state(config).await?);
     if let Some(ix) = state.index.as_ref() {
         let ix = ix.clone();

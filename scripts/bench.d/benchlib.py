@@ -10,6 +10,8 @@
                                   splice(2) socket -> pipe -> DIR/body, fsync, unlink, 201.
                                   The upload ceiling: the same client and bytes as a registry
                                   push, with no HTTP framework, hashing or metadata
+  stall BASE PATH COUNT            COUNT downloads of PATH that stop reading after the response
+                                  head: holds them until stdin closes
   report RAW.tsv TXT MD META      the side-by-side table (medians, min-max, ratio, goal)
 """
 
@@ -336,6 +338,39 @@ def cmd_clonetags(args):
     print(f"clonetags {n} {dt:.3f} {n / max(dt, 1e-9):.1f}")
 
 
+# ------------------------------------------------------------------- stall ---
+
+def cmd_stall(args):
+    """stall BASE PATH COUNT
+
+    Opens COUNT connections, asks each for PATH (a large blob), reads the response head of each
+    (so every download has started: "200" is checked) and then nothing more, with a small
+    receive buffer, so the server's sends stall at once. Prints "ready N" (N = downloads that
+    answered 200) and holds the connections until stdin closes."""
+    base, path, count = args[0], args[1], int(args[2])
+    m = re.match(r"http://([^:/]+):(\d+)", base)
+    host, port = m.group(1), int(m.group(2))
+    req = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+    socks = []
+    for _ in range(count):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        s.connect((host, port))
+        s.sendall(req)
+        socks.append(s)
+    ok = 0
+    for s in socks:
+        s.settimeout(30)
+        try:
+            ok += s.recv(512).startswith(b"HTTP/1.1 200")
+        except OSError:
+            pass
+    print(f"ready {ok}", flush=True)
+    sys.stdin.read()
+    for s in socks:
+        s.close()
+
+
 # ----------------------------------------------------------------- startup ---
 
 def _rss_kib(pid):
@@ -451,6 +486,13 @@ for _k, _l in (("v1tags_anon", "v1 GET /v1/repositories/R/tags, anonymous"),
                ("v1search_anon", "v1 GET /v1/search?q= (10 hits of {nrepos} repos)")):
     ROWS += [(_k + "_rps", _l + " (wrk -c64)", "req/s", False), (_k + "_p99", _l + " p99", "ms", True)]
 ROWS += [
+    ("stall_man_rps", "manifest GET, wrk -c64, anonymous, while {nstall} downloads stall",
+     "req/s", False),
+    ("stall_man_p99", "manifest GET, wrk -c64, anonymous, while {nstall} downloads stall, p99",
+     "ms", True),
+    ("stall_rss", "RSS peak while {nstall} downloads stall (and manifest GETs)", "MiB", True),
+]
+ROWS += [
     ("seed_repos", "seed: v1 repository records created", "repos/s", False),
     ("seed_tags", "seed: v1 tags created", "tags/s", False),
     ("rss_idle", "RSS idle (after start)", "MiB", True),
@@ -460,7 +502,7 @@ ROWS += [
     ("rss_v1reads", "RSS peak during v1 tags + image json reads (workload 5)", "MiB", True),
     ("rss_search", "RSS peak during v1 search (workload 5)", "MiB", True),
     ("rss_big", "RSS after start-up with {nrepos} repos / {ntags} tags", "MiB", True),
-    ("hwm", "VmHWM at the end (peak of the whole run)", "MiB", True),
+    ("hwm", "VmHWM before the stalled-downloads row (peak of the other workloads)", "MiB", True),
     ("start_listen", "start-up to 'listening' line ({nrepos} repos)", "ms", True),
     ("start_ping", "start-up to first successful ping ({nrepos} repos for Skiff)", "ms", True),
 ]
@@ -495,6 +537,8 @@ for _m in ("get", "head"):
     for _a in ("anon", "basic", "bearer"):
         GOALS[f"man_{_m}_{_a}_p99"] = ("p99 < Distribution",
                                        lambda r, s, d, m: r is not None and r < 1)
+GOALS["stall_man_p99"] = ("p99 < Distribution", lambda r, s, d, m: r is not None and r < 1)
+GOALS["stall_rss"] = ("< Distribution", lambda r, s, d, m: r is not None and r < 1)
 GOALS["v1tags_basic_rps"] = (">=0.8x own anonymous", lambda r, s, d, m: s is not None and
                              m.get("v1tags_anon_rps") and s >= 0.8 * m["v1tags_anon_rps"])
 
@@ -552,7 +596,8 @@ def cmd_report(args):
                     p / q for p, q in zip(pushes, bases))
     table = []
     fmt_args = {"big": meta.get("big", "1 GiB"), "small": meta.get("small", "128 MiB"),
-                "nconc": meta.get("nconc", "8"), "nrepos": f"{int(meta.get('nrepos', 10000)):,}",
+                "nconc": meta.get("nconc", "8"), "nstall": f"{int(meta.get('nstall', 1000)):,}",
+                "nrepos": f"{int(meta.get('nrepos', 10000)):,}",
                 "ntags": f"{int(meta.get('ntags', 100000)):,}"}
     for key, label, unit, lower in ROWS:
         label = label.format(**fmt_args)
@@ -637,7 +682,7 @@ def main():
         raise SystemExit(__doc__)
     cmd, args = sys.argv[1], sys.argv[2:]
     {"gen": cmd_gen, "seed": cmd_seed, "clonetags": cmd_clonetags, "startup": cmd_startup,
-     "report": cmd_report, "sink": cmd_sink}[cmd](args)
+     "report": cmd_report, "sink": cmd_sink, "stall": cmd_stall}[cmd](args)
 
 
 if __name__ == "__main__":
