@@ -35,8 +35,11 @@ use tokio::task::JoinHandle;
 /// (each unmap flushes the TLB of every core that ran the process).
 const WINDOW: u64 = 1 << 20;
 /// Bytes handed to the HTTP layer at a time: what a stalled connection's write buffer holds at
-/// most (plus under 32 KiB), and what one socket write sends.
-const PIECE: usize = 256 << 10;
+/// most (plus under 32 KiB), and what one socket write sends. Measured side by side with CNCF
+/// Distribution: 1 MiB pieces serve one stream ~20 % faster than 256 KiB ones (fewer, larger
+/// socket writes) for ~0.75 MiB more memory per stalled connection, which the send timeout
+/// bounds in time.
+const PIECE: usize = 1 << 20;
 /// Windows being faulted in at once, across all downloads.
 const PREPARING: usize = 32;
 static PREPARE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(PREPARING);
