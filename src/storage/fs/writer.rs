@@ -77,7 +77,7 @@ struct FileState {
 /// The tasks of the batch in flight.
 struct Running {
     file: JoinHandle<io::Result<FileState>>,
-    hashers: Vec<JoinHandle<Hasher>>,
+    hashers: Vec<JoinHandle<Vec<Hasher>>>,
 }
 
 pub struct BlobSink {
@@ -136,7 +136,7 @@ impl BlobSink {
             }
             for task in running.hashers {
                 match task.await {
-                    Ok(h) => self.hashers.push(h),
+                    Ok(h) => self.hashers.extend(h),
                     Err(e) => self.failed = Some(io::Error::other(e)),
                 }
             }
@@ -171,16 +171,21 @@ impl BlobSink {
             })
             .await?
         };
-        let mut hashers = Vec::with_capacity(self.hashers.len());
-        for mut hasher in self.hashers.drain(..) {
-            let batch = batch.clone();
+        // Every hasher of the batch in one task, beside the writing one: with two hashers (a v1
+        // layer's content and payload digests) three tasks per batch on two cores made each
+        // batch wait for the slowest of them and halved a v1 push (measured: 185 vs 400 MB/s).
+        let mut hashers = Vec::with_capacity(1);
+        if !self.hashers.is_empty() {
+            let mut all = std::mem::take(&mut self.hashers);
             let permit = PERMITS.acquire().await.map_err(io::Error::other)?;
             hashers.push(spawn(move || {
                 let _permit = permit;
-                for chunk in batch.iter() {
-                    hasher.update(chunk);
+                for hasher in all.iter_mut() {
+                    for chunk in batch.iter() {
+                        hasher.update(chunk);
+                    }
                 }
-                hasher
+                all
             }));
         }
         self.running = Some(Running { file, hashers });
