@@ -205,14 +205,22 @@ impl std::error::Error for AppError {
     }
 }
 
+/// Whether a write failed for want of space: ENOSPC (`StorageFull`) or a quota (EDQUOT), which
+/// is the same to a client. By kind, so it holds for errors re-wrapped with more context.
+pub fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
 /// The message a client gets when a write finds the storage full.
 pub const DISK_FULL: &str =
     "The registry is out of disk space: nothing was stored. Retry once its operator has freed space (skiff gc).";
 
 impl From<std::io::Error> for AppError {
     fn from(e: std::io::Error) -> Self {
-        // ENOSPC is `StorageFull`; a quota (EDQUOT, 122 on Linux) is the same to a client.
-        if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(122) {
+        if is_disk_full(&e) {
             return AppError::new(Kind::DiskFull, DISK_FULL).caused_by(e);
         }
         AppError::server(e)

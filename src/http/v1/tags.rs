@@ -48,10 +48,13 @@ async fn get_tag(
     let (_, tag) = path.into_inner();
     let repo = access.repo;
     let tag = TagName::parse(&tag)?;
-    require_repo(&state, &repo).await?;
     match state.v1_repos.get(&repo, &tag).await? {
         Some(id) => Ok(json(StatusCode::OK, &id.as_str())),
-        None => Err(AppError::not_found("Tag not found")),
+        // Only a miss asks whether the repository exists (a hit proves it).
+        None => {
+            require_repo(&state, &repo).await?;
+            Err(AppError::not_found("Tag not found"))
+        }
     }
 }
 

@@ -94,7 +94,7 @@ impl FsDriver {
 
     /// A full disk names the storage it happened on, for the operator's log; other errors pass.
     pub(crate) fn full(&self, e: io::Error) -> io::Error {
-        if e.kind() == io::ErrorKind::StorageFull || e.raw_os_error() == Some(122) {
+        if crate::error::is_disk_full(&e) {
             io::Error::new(
                 e.kind(),
                 format!("no space left for the storage at {}: {e}", self.root.display()),
