@@ -20,7 +20,7 @@ pub mod storage;
 #[cfg(test)]
 mod fuzz_tests;
 
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 use config::Config;
 use state::AppState;
 use std::io::Write;
@@ -88,15 +88,13 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     spawn_upload_sweeper(state.clone());
     let addr = listener.local_addr().map_err(StartError::Serve)?;
     let app_state = state.clone();
-    let server = HttpServer::new(move || {
+    let server = net::server::start(listener, move || {
         App::new()
             .wrap(http::errors::json_errors())
             .wrap(actix_web::middleware::Logger::default())
             .configure(|cfg| http::configure(cfg, app_state.clone()))
     })
-    .listen(listener)
-    .map_err(|e| StartError::Bind(addr.to_string(), e))?
-    .run();
+    .map_err(|e| StartError::Bind(addr.to_string(), e))?;
     // Tests and scripts read this line to learn the port when listening on :0.
     println!("skiff listening on http://{addr}");
     let _ = std::io::stdout().flush();

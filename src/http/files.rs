@@ -8,6 +8,7 @@
 
 use crate::digest::Digest;
 use crate::error::AppResult;
+use crate::net::conn::{Handoff, HandoffSlot};
 use crate::storage::Storage;
 use actix_web::body::SizedStream;
 use actix_web::http::header::{self, ContentRange, ContentRangeSpec, Range};
@@ -86,6 +87,13 @@ pub async fn serve(
         // whole blob for nothing (clients HEAD every layer before pushing it).
         let nothing = futures::stream::empty::<Result<actix_web::web::Bytes, std::io::Error>>();
         return Ok(resp.body(SizedStream::new(len, nothing)));
+    }
+    // On a connection that can send files itself, and a driver that keeps the blob in a file:
+    // `sendfile`, without a copy in this process (see `net::conn`).
+    if let Some(slot) = req.conn_data::<HandoffSlot>().filter(|_| len > 0) {
+        if let Some(send) = storage.sendable_blob(digest, start, len).await? {
+            return Ok(resp.no_chunking(len).body(Handoff::new(slot.clone(), send)));
+        }
     }
     let body = storage.read_blob(digest, start, len).await?;
     Ok(resp.body(SizedStream::new(len, body)))

@@ -51,8 +51,14 @@ pub fn public_origin(config: &crate::config::Config, req: &HttpRequest) -> (Stri
     let host = header_str(req, "host")
         .filter(|h| crate::names::valid_host(h))
         .map(str::to_string)
-        .unwrap_or_else(|| req.app_config().local_addr().to_string());
+        .unwrap_or_else(|| local_addr(req).to_string());
     ("http".to_string(), host)
+}
+
+/// The address the request came in on.
+pub fn local_addr(req: &HttpRequest) -> std::net::SocketAddr {
+    req.conn_data::<crate::net::server::LocalAddr>()
+        .map_or_else(|| req.app_config().local_addr(), |a| a.0)
 }
 
 pub fn header_str<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {

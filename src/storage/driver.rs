@@ -2,6 +2,7 @@
 //! Modelled on distribution's `StorageDriver` (GetContent/PutContent, Reader at an offset,
 //! Writer that appends, Stat, List, Move, Delete, Walk). A driver passes `testsuite::run`.
 
+use super::FileSend;
 use crate::digest::Hasher;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -75,6 +76,12 @@ pub trait Driver: Send + Sync + 'static {
     async fn walk(&self, prefix: &str) -> io::Result<Vec<String>>;
     /// `len` bytes of an object from `offset`, streamed in bounded pieces.
     async fn read(&self, key: &str, offset: u64, len: u64) -> io::Result<ByteStream>;
+    /// `len` (> 0) bytes of an object from `offset`, ready to be sent to a socket by the kernel
+    /// (`sendfile`), for drivers that keep objects in local files; `None` for the others, which
+    /// are read with `read`.
+    async fn sendable(&self, _key: &str, _offset: u64, _len: u64) -> io::Result<Option<FileSend>> {
+        Ok(None)
+    }
     /// Starts writing an object (appending to it when `append`), hashing as bytes arrive.
     async fn writer(&self, key: &str, append: bool, hashers: Vec<Hasher>) -> io::Result<Box<dyn Sink>>;
     /// Moves a complete object to `to`, durably. If `to` already exists the move is skipped and

@@ -13,6 +13,7 @@ pub mod local;
 pub mod testsuite;
 
 pub use driver::{ByteStream, Driver, Sink, Stat, WriteOutcome};
+pub use fs::sendfile::FileSend;
 
 use crate::digest::{Digest, Hasher};
 use std::io;
@@ -76,6 +77,12 @@ impl Storage {
     /// `len` bytes of a blob from `offset`.
     pub async fn read_blob(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<ByteStream> {
         self.driver.read(&keys::blob(digest), offset, len).await
+    }
+
+    /// `len` (> 0) bytes of a blob from `offset`, to be sent with `sendfile`, when the driver
+    /// keeps the blob in a local file.
+    pub async fn sendable_blob(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<Option<FileSend>> {
+        self.driver.sendable(&keys::blob(digest), offset, len).await
     }
 
     /// Starts streaming a new blob into a temp key, hashing with `hashers` as bytes arrive.

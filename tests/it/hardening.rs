@@ -268,6 +268,59 @@ async fn error_bodies_are_json_and_bounded() {
     assert!(g.text().contains("and 24991 more"), "{}", g.text());
 }
 
+/// Requests the HTTP layer cannot parse (a URI with non-UTF-8 bytes, one of 100 KB, a broken
+/// header line) get a JSON error body naming the problem, in both protocols' shapes, and the
+/// connection is closed; the server goes on serving.
+#[tokio::test]
+async fn unparseable_requests_get_json_errors() {
+    use std::io::Read;
+    let s = Server::start("");
+    let long = format!("GET /v2/{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(100_000)).into_bytes();
+    let big_header = format!(
+        "GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(1_000_000)
+    )
+    .into_bytes();
+    let cases: [(&[u8], u16, &str); 4] = [
+        (
+            b"GET /v2/\xff\xfe/tags/list HTTP/1.1\r\nHost: x\r\n\r\n",
+            400,
+            "Malformed request",
+        ),
+        (&long, 400, "Malformed request"),
+        (&big_header, 431, "Request head too large"),
+        (b"GET /v2/ HTTP/1.1\r\nHost x\r\n\r\n", 400, "Malformed request"),
+    ];
+    for (request, status, message) in cases {
+        let mut sock = std::net::TcpStream::connect(&s.addr).expect("connect");
+        let _ = sock.write_all(request);
+        let mut out = Vec::new();
+        let _ = sock.read_to_end(&mut out);
+        let out = String::from_utf8_lossy(&out).into_owned();
+        let (head, body) = out.split_once("\r\n\r\n").expect("a whole answer");
+        assert!(head.starts_with(&format!("HTTP/1.1 {status} ")), "{head}");
+        assert_eq!(
+            header_of(head, "content-type").as_deref(),
+            Some("application/json"),
+            "{head}"
+        );
+        assert_eq!(
+            header_of(head, "content-length"),
+            Some(body.len().to_string()),
+            "{head}"
+        );
+        let v: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+        assert!(v["error"].as_str().is_some_and(|m| m.starts_with(message)), "{v}");
+        assert_eq!(v["errors"][0]["code"], "UNSUPPORTED", "{v}");
+    }
+    let r = client()
+        .get(format!("{}/v2/", s.url))
+        .send()
+        .await
+        .expect("still serving");
+    assert_eq!(r.status(), 401);
+}
+
 /// Registration refuses reserved names, white-space-only passwords and passwords over 1 KiB,
 /// with a JSON 400, and creates nothing.
 #[tokio::test]

@@ -235,3 +235,57 @@ async fn a_truncated_blob_file_is_an_error_not_a_crash() {
     assert_eq!(r.status(), 200, "the server still serves");
     assert_eq!(r.bytes().await.expect("body").to_vec(), images[0].layer);
 }
+
+/// Blobs are sent by the kernel (`sendfile`) after actix-http writes the head: on one
+/// connection, pipelined requests (whole blobs, a range, a JSON answer in between) come back
+/// whole and in order, each body exactly its `Content-Length`.
+#[tokio::test]
+async fn pipelined_blob_downloads_arrive_whole_and_in_order() {
+    use std::io::{Read, Write};
+    let s = Server::start("");
+    let (alice, _, _) = users(&s).await;
+    let api = Api::new(&s);
+    let data = random_bytes(5 << 20);
+    let digest = api.blob(&alice, "alice/app", &data).await;
+    let get = |extra: &str| {
+        format!("GET /v2/alice/app/blobs/{digest} HTTP/1.1\r\nHost: x\r\nAuthorization: {alice}\r\n{extra}\r\n")
+    };
+    let requests = [
+        get(""),
+        get("Range: bytes=1000-2999\r\n"),
+        format!("GET /v2/ HTTP/1.1\r\nHost: x\r\nAuthorization: {alice}\r\n\r\n"),
+        get("Connection: close\r\n"),
+    ]
+    .concat();
+    let mut sock = std::net::TcpStream::connect(&s.addr).expect("connect");
+    sock.write_all(requests.as_bytes()).expect("send");
+    let mut out = Vec::new();
+    sock.read_to_end(&mut out).expect("read to close");
+
+    let mut rest = &out[..];
+    let mut answers = Vec::new();
+    while !rest.is_empty() {
+        let end = rest.windows(4).position(|w| w == b"\r\n\r\n").expect("a head") + 4;
+        let head = String::from_utf8_lossy(&rest[..end]).into_owned();
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().to_string())
+            })
+            .expect("content-length")
+            .parse()
+            .expect("number");
+        answers.push((head, rest[end..end + len].to_vec()));
+        rest = &rest[end + len..];
+    }
+    assert_eq!(answers.len(), 4, "four answers");
+    assert!(answers[0].0.starts_with("HTTP/1.1 200"), "{}", answers[0].0);
+    assert!(answers[0].1 == data, "first blob differs");
+    assert!(answers[1].0.starts_with("HTTP/1.1 206"), "{}", answers[1].0);
+    assert_eq!(answers[1].1, data[1000..3000]);
+    assert!(answers[2].0.starts_with("HTTP/1.1 200"), "{}", answers[2].0);
+    assert_eq!(answers[2].1, b"{}");
+    assert!(answers[3].1 == data, "last blob differs");
+}

@@ -5,6 +5,9 @@
 //! blocking pool, never on an actix worker.
 
 mod reader;
+pub mod sendfile;
+
+use sendfile::FileSend;
 mod writer;
 
 use super::driver::{ByteStream, Driver, Sink, Stat};
@@ -231,6 +234,12 @@ impl Driver for FsDriver {
             .blocking(move |_| reader::FileStream::new(fs::File::open(path)?, offset, len))
             .await?;
         Ok(Box::pin(stream))
+    }
+
+    async fn sendable(&self, key: &str, offset: u64, len: u64) -> io::Result<Option<FileSend>> {
+        let path = self.path(key)?;
+        self.blocking(move |_| FileSend::new(fs::File::open(path)?, offset, len).map(Some))
+            .await
     }
 
     async fn writer(&self, key: &str, append: bool, hashers: Vec<Hasher>) -> io::Result<Box<dyn Sink>> {

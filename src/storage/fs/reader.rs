@@ -105,7 +105,9 @@ impl FileStream {
 
 /// Runs `f` on the blocking pool, after waiting (without a thread) for a turn if `PREPARING`
 /// tasks are running already.
-fn on_blocking_pool(f: impl FnOnce() -> io::Result<Bytes> + Send + 'static) -> JoinHandle<io::Result<Bytes>> {
+pub(super) fn on_blocking_pool<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> JoinHandle<io::Result<T>> {
     match PREPARE.try_acquire() {
         Ok(turn) => tokio::task::spawn_blocking(move || {
             let _turn = turn;
@@ -171,7 +173,7 @@ fn fault_in(window: &[u8]) {
     std::hint::black_box(sum);
 }
 
-fn page_size() -> usize {
+pub(super) fn page_size() -> usize {
     static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     // SAFETY: sysconf has no preconditions.
     *PAGE.get_or_init(|| usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096))
