@@ -351,6 +351,11 @@ impl Config {
         }
     }
 
+    /// The operator's local socket: the CLI talks to a running server through it.
+    pub fn local_socket_path(&self) -> PathBuf {
+        self.data_dir.join("skiff.sock")
+    }
+
     pub fn index_db_path(&self) -> PathBuf {
         self.data_dir.join("index").join("v1")
     }

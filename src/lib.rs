@@ -11,6 +11,7 @@ pub mod digest;
 pub mod error;
 pub mod http;
 pub mod index;
+pub mod manage;
 pub mod names;
 pub mod net;
 pub mod registry;
@@ -79,6 +80,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let listener = TcpListener::bind(config.listen_addr()).map_err(|e| StartError::Bind(config.listen.clone(), e))?;
     net::set_send_timeout(&listener, config.limits.send_timeout())
         .map_err(|e| StartError::Bind(config.listen.clone(), e))?;
+    let addr = listener.local_addr().map_err(StartError::Serve)?;
     let state = web::Data::new(open_state(config).await?);
     if let Some(ix) = state.index.as_ref() {
         let ix = ix.clone();
@@ -86,15 +88,13 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         log::debug!("purged {purged} expired tokens");
     }
     spawn_upload_sweeper(state.clone());
-    let addr = listener.local_addr().map_err(StartError::Serve)?;
-    let app_state = state.clone();
-    let server = net::server::start(listener, move || {
-        App::new()
-            .wrap(http::errors::json_errors())
-            .wrap(actix_web::middleware::Logger::default())
-            .configure(|cfg| http::configure(cfg, app_state.clone()))
-    })
-    .map_err(|e| StartError::Bind(addr.to_string(), e))?;
+    // The operator's socket, beside the index this process holds locked (so a socket file
+    // found there is a stale one).
+    let local = match state.config.standalone {
+        true => Some(state.config.local_socket_path()),
+        false => None,
+    };
+    let server = serve(state.clone(), Some(listener), local.as_deref())?;
     // Tests and scripts read this line to learn the port when listening on :0.
     println!("skiff listening on http://{addr}");
     let _ = std::io::stdout().flush();
@@ -103,6 +103,34 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         let _ = ix.flush().await;
     }
     result.map_err(StartError::Serve)
+}
+
+/// The server of a stopped registry's data, on a local socket only, for one CLI command: the
+/// CLI's management commands always go through the management API, to the running server
+/// when there is one and to this one otherwise. Returns once it serves; the caller stops it.
+pub async fn run_offline(config: Config, socket: &std::path::Path) -> Result<actix_server::Server, StartError> {
+    let state = web::Data::new(open_state(config).await?);
+    serve(state, None, Some(socket))
+}
+
+fn serve(
+    state: web::Data<AppState>,
+    listener: Option<TcpListener>,
+    socket: Option<&std::path::Path>,
+) -> Result<actix_server::Server, StartError> {
+    let local = match socket {
+        Some(path) => {
+            Some(storage::local::bind_local(path).map_err(|e| StartError::Bind(path.display().to_string(), e))?)
+        }
+        None => None,
+    };
+    net::server::start(listener, local, move || {
+        App::new()
+            .wrap(http::errors::json_errors())
+            .wrap(actix_web::middleware::Logger::default())
+            .configure(|cfg| http::configure(cfg, state.clone()))
+    })
+    .map_err(StartError::Serve)
 }
 
 /// Removes abandoned upload sessions now and then (and once at start-up).

@@ -1,7 +1,10 @@
-//! The `skiff` command: `serve` runs the server; `user ...` manages accounts offline (sled allows
-//! one process per database, so these work on a stopped server's data); `gc` removes unreferenced
-//! blobs and `check` verifies the store (`--repair` quarantines corrupt blobs); `config` shows
-//! or checks the configuration.
+//! The `skiff` command: `serve` runs the server; `user ...` and `repo ...` manage accounts and
+//! repositories through the management API (the running server's, over its local socket, or
+//! one started for the command on a stopped server's data); `gc` removes unreferenced blobs and
+//! `check` verifies the store (`--repair` quarantines corrupt blobs); `config` shows or checks
+//! the configuration.
+
+mod cli;
 
 use clap::{Parser, Subcommand};
 use skiff::config::Config;
@@ -28,9 +31,13 @@ struct Cli {
 enum Command {
     /// Run the server (the default command).
     Serve,
-    /// Manage user accounts (the server must be stopped: sled holds one process per database).
+    /// Manage user accounts, on the running server (through its local socket) or, when none
+    /// runs, on its data.
     #[command(subcommand)]
-    User(UserCommand),
+    User(cli::UserCommand),
+    /// Manage repositories: list, delete, visibility, description, collaborators.
+    #[command(subcommand)]
+    Repo(cli::RepoCommand),
     /// Delete blobs nothing refers to any more (run it with the server stopped).
     Gc {
         /// Only report what would be removed.
@@ -56,37 +63,6 @@ enum Command {
     /// Show the effective configuration or check it.
     #[command(subcommand)]
     Config(ConfigCommand),
-}
-
-#[derive(Subcommand)]
-enum UserCommand {
-    /// Create an account; the password is read from standard input (never from arguments).
-    Add {
-        name: String,
-        #[arg(long)]
-        email: String,
-        #[arg(long)]
-        admin: bool,
-        /// Create it inactive (an admin activates it later).
-        #[arg(long)]
-        inactive: bool,
-    },
-    /// Set a new password, read from standard input.
-    Passwd { name: String },
-    /// List accounts.
-    List,
-    /// Activate an account (or deactivate it with --off).
-    Activate {
-        name: String,
-        #[arg(long)]
-        off: bool,
-    },
-    /// Make an account admin (or revoke it with --off).
-    Admin {
-        name: String,
-        #[arg(long)]
-        off: bool,
-    },
 }
 
 #[derive(Subcommand)]
@@ -121,7 +97,8 @@ fn main() -> ExitCode {
     }
     let result = match command {
         Command::Serve => serve(config),
-        Command::User(cmd) => user(config, cmd),
+        Command::User(cmd) => cli::user(&config, cmd, read_password),
+        Command::Repo(cmd) => cli::repo(&config, cmd),
         Command::Gc { dry_run } => gc(config, dry_run),
         Command::Check { .. } => Ok(()),
         Command::Config(ConfigCommand::Show) => {
@@ -305,45 +282,4 @@ fn read_password() -> Result<String, String> {
         return Err("no password on standard input (e.g. `echo 'secret' | skiff user add ...`)".into());
     }
     Ok(pw)
-}
-
-fn user(config: Config, cmd: UserCommand) -> Result<(), String> {
-    let index = Index::open(&config.index_db_path(), config.index.pbkdf2_rounds).map_err(|e| e.to_string())?;
-    let show = |u: skiff::index::User| {
-        println!(
-            "{}\t{}\t{}\t{}",
-            u.username,
-            u.email,
-            if u.active { "active" } else { "inactive" },
-            if u.admin { "admin" } else { "user" }
-        )
-    };
-    let result = match cmd {
-        UserCommand::Add {
-            name,
-            email,
-            admin,
-            inactive,
-        } => {
-            let pw = read_password()?;
-            index.create_user(&name, &pw, &email, !inactive, admin).map(show)
-        }
-        UserCommand::Passwd { name } => {
-            let pw = read_password()?;
-            index.set_password(&name, &pw).map(show)
-        }
-        UserCommand::List => index.users().map(|us| us.into_iter().for_each(show)),
-        UserCommand::Activate { name, off } => index.set_active(&name, !off).map(show),
-        UserCommand::Admin { name, off } => index.set_admin(&name, !off).map(show),
-    };
-    result.map_err(|e| e.message)?;
-    // Durable before we say it is done.
-    index_flush(&index)
-}
-
-fn index_flush(index: &Index) -> Result<(), String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .map_err(|e| e.to_string())?;
-    rt.block_on(index.flush()).map_err(|e| e.message)
 }

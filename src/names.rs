@@ -162,14 +162,12 @@ impl fmt::Display for TagName {
     }
 }
 
-/// Usernames: 4-30 of `[a-z0-9_]`, and a valid name component (they become namespaces).
+/// Usernames: 2 to 64 characters forming one namespace component (`bob`, `li`, `john.doe`,
+/// `j-smith`): they become namespaces, so a name is valid exactly when today's clients accept
+/// it as one. Docker 1.x clients push only to namespaces of 4-30 `[a-z0-9_]`; the README says
+/// so, and an account with another name still pulls and pushes with every v2 client.
 pub fn valid_username(name: &str) -> bool {
-    (4..=30).contains(&name.len())
-        && name
-            .bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
-        && is_component(name)
-        && name != "library"
+    (2..=64).contains(&name.len()) && is_component(name) && name != "library"
 }
 
 #[cfg(test)]
@@ -211,12 +209,22 @@ mod tests {
 
     #[test]
     fn usernames() {
-        assert!(valid_username("alice"));
-        assert!(valid_username("bob_2"));
-        assert!(!valid_username("bob"));
-        assert!(!valid_username("_bob"));
-        assert!(!valid_username("Alice"));
-        assert!(!valid_username("library"));
+        for good in ["alice", "bob_2", "bob", "li", "john.doe", "j-smith", &"a".repeat(64)] {
+            assert!(valid_username(good), "{good}");
+        }
+        for bad in [
+            "a",
+            "_bob",
+            "bob_",
+            "Alice",
+            "library",
+            "a..b",
+            "a/b",
+            "j smith",
+            &"a".repeat(65),
+        ] {
+            assert!(!valid_username(bad), "{bad}");
+        }
     }
 }
 

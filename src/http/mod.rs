@@ -1,8 +1,10 @@
 //! HTTP: mounts the protocols on one actix `App`. Each module exposes `configure`.
 
 pub mod access;
+pub mod api;
 pub mod errors;
 pub mod files;
+pub mod health;
 pub mod metrics;
 pub mod ui;
 pub mod uploads;
@@ -21,6 +23,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
         .app_data(web::PayloadConfig::default().limit(8 << 20));
     v1::configure(cfg, &state);
     v2::configure(cfg, &state);
+    if state.config.standalone {
+        api::configure(cfg);
+    }
+    health::configure(cfg);
     if state.config.standalone {
         ui::configure(cfg, &state.config);
     }

@@ -22,6 +22,9 @@ pub struct Index {
     emails: sled::Tree,
     repos: sled::Tree,
     tokens: sled::Tree,
+    /// Deleted accounts' names and the generation a new account of that name starts at, so no
+    /// token of the old account ever works for the new one.
+    retired: sled::Tree,
     pbkdf2_rounds: u32,
     /// Every repository record without its image list, in name order: what search and the
     /// catalog scan. Rebuilt on the first read after any repository write.
@@ -71,6 +74,7 @@ impl Index {
             emails: open("emails")?,
             repos: open("repos")?,
             tokens: open("tokens")?,
+            retired: open("retired")?,
             db: db.clone(),
             pbkdf2_rounds,
             listing: Default::default(),

@@ -122,6 +122,31 @@ impl Index {
         }
     }
 
+    /// Adds (`add`) or removes one collaborator; removing one who is not there is a 404.
+    pub fn set_collaborator(&self, name: &RepoName, user: &str, add: bool) -> AppResult<Repo> {
+        self.update_repo(name, |r| {
+            let present = r.collaborators.iter().any(|c| c == user);
+            match (add, present) {
+                (true, false) => r.collaborators.push(user.to_string()),
+                (false, true) => r.collaborators.retain(|c| c != user),
+                (false, false) => return Err(AppError::not_found(format!("{user} is not a collaborator"))),
+                (true, true) => {}
+            }
+            Ok(())
+        })
+    }
+
+    /// Drops an account from every repository's collaborators (it is being deleted).
+    pub fn forget_collaborator(&self, user: &str) -> AppResult<()> {
+        for repo in self.repos()? {
+            if repo.collaborators.iter().any(|c| c == user) {
+                let name = RepoName::parse(&repo.name)?;
+                self.set_collaborator(&name, user, false)?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn delete_repo(&self, name: &RepoName) -> AppResult<bool> {
         let removed = self.repos.remove(name.as_str().as_bytes())?.is_some();
         self.forget_listing();

@@ -71,7 +71,7 @@ pub fn check_not_reserved(username: &str) -> AppResult<()> {
 pub fn validate_new(username: &str, password: &str, email: &str) -> AppResult<()> {
     if !valid_username(username) {
         return Err(AppError::bad_request(
-            "Invalid username: 4 to 30 characters of [a-z0-9_], starting and ending with a letter or digit",
+            "Invalid username: 2 to 64 characters of a-z, 0-9 and the separators '.', '_', '-' (between letters or digits)",
         ));
     }
     validate_password(password)?;
@@ -148,18 +148,44 @@ impl Index {
             created: now_secs(),
             generation: 0,
         };
-        let value = encode(&user)?;
-        let result = (&self.users, &self.emails).transaction(|(users, emails)| {
+        let result = (&self.users, &self.emails, &self.retired).transaction(|(users, emails, retired)| {
             if users.get(user.username.as_bytes())?.is_some() || emails.get(user.email.as_bytes())?.is_some() {
-                return Err(ConflictableTransactionError::Abort(()));
+                return Err(ConflictableTransactionError::Abort(AppError::new(
+                    Kind::AccountExists,
+                    USER_EXISTS,
+                )));
             }
-            users.insert(user.username.as_bytes(), value.as_slice())?;
+            let mut user = user.clone();
+            user.generation = retired.get(user.username.as_bytes())?.map_or(0, |g| generation_of(&g));
+            let value = encode(&user).map_err(ConflictableTransactionError::Abort)?;
+            users.insert(user.username.as_bytes(), value)?;
             emails.insert(user.email.as_bytes(), user.username.as_bytes())?;
-            Ok(())
+            Ok(user)
         });
         match result {
-            Ok(()) => Ok(user),
-            Err(TransactionError::Abort(())) => Err(AppError::new(Kind::AccountExists, USER_EXISTS)),
+            Ok(user) => Ok(user),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+
+    /// Deletes an account. Its name is retired at its next generation: an account created
+    /// later under the same name starts there, so the old account's tokens stay dead.
+    pub fn delete_user(&self, username: &str) -> AppResult<User> {
+        let result = (&self.users, &self.emails, &self.retired).transaction(|(users, emails, retired)| {
+            let Some(raw) = users.remove(username.as_bytes())? else {
+                return Err(ConflictableTransactionError::Abort(AppError::not_found(format!(
+                    "No such user: {username}"
+                ))));
+            };
+            let user: User = decode(&raw).map_err(ConflictableTransactionError::Abort)?;
+            emails.remove(user.email.as_bytes())?;
+            retired.insert(username.as_bytes(), &(user.generation + 1).to_be_bytes())?;
+            Ok(user)
+        });
+        match result {
+            Ok(user) => Ok(user),
+            Err(TransactionError::Abort(e)) => Err(e),
             Err(TransactionError::Storage(e)) => Err(e.into()),
         }
     }
@@ -267,6 +293,10 @@ impl Index {
     }
 }
 
+fn generation_of(raw: &[u8]) -> u64 {
+    <[u8; 8]>::try_from(raw).map_or(0, u64::from_be_bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,5 +324,24 @@ mod tests {
         let phc = index.dummy_phc().expect("dummy");
         assert!(phc.starts_with("$pbkdf2-sha256$i=12345,"), "{phc}");
         assert_eq!(index.dummy_phc().expect("again"), phc, "made once");
+    }
+
+    /// A deleted account's name and email are free again, and an account re-created under the
+    /// name starts past the old one's generation, so none of the old tokens fit it.
+    #[test]
+    fn deleted_names_are_retired_past_their_generation() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let index = Index::open(&dir.path().join("v1"), 10_000).expect("open");
+        index
+            .create_user("bob", "secret-1", "b@example.com", true, false)
+            .expect("create");
+        let old = index.set_password("bob", "secret-2").expect("password").generation;
+        assert_eq!(index.delete_user("bob").expect("delete").generation, old);
+        assert!(index.user("bob").expect("read").is_none());
+        assert!(index.delete_user("bob").is_err(), "gone");
+        let new = index
+            .create_user("bob", "secret-3", "b@example.com", true, false)
+            .expect("again");
+        assert_eq!(new.generation, old + 1);
     }
 }

@@ -7,5 +7,6 @@
 
 pub mod check;
 pub mod gc;
+pub mod usage;
 pub mod v1;
 pub mod v2;

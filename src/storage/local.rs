@@ -4,6 +4,8 @@
 
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
 use std::path::Path;
 
 /// Reads a small private file of the server's own (a signing key), creating it with
@@ -58,4 +60,16 @@ pub fn try_lock(path: &Path) -> io::Result<Option<LockFile>> {
         Err(fs::TryLockError::WouldBlock) => Ok(None),
         Err(fs::TryLockError::Error(e)) => Err(e),
     }
+}
+
+/// Binds the local socket at `path`, replacing a stale one (the caller holds the lock that
+/// says no other server uses this data directory), readable and writable by its owner only.
+pub fn bind_local(path: &Path) -> io::Result<UnixListener> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let listener = UnixListener::bind(path)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
 }

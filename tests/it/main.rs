@@ -10,6 +10,7 @@ mod delegated;
 mod durability;
 mod gc;
 mod hardening;
+mod manage;
 mod privacy;
 mod revocation;
 mod slow_clients;

@@ -462,7 +462,7 @@ async fn login_flow_register_login_and_update() {
     .await;
     expect(c.get(&users).send().await.unwrap(), 401, "no credentials").await;
     for bad in [
-        serde_json::json!({"username": "ab", "password": "secret7", "email": "a@b.io"}),
+        serde_json::json!({"username": "a", "password": "secret7", "email": "a@b.io"}),
         serde_json::json!({"username": "Upper", "password": "secret7", "email": "a@b.io"}),
         serde_json::json!({"username": "okname", "password": "1234", "email": "a@b.io"}),
         serde_json::json!({"username": "okname", "password": "secret7", "email": "not-an-email"}),

@@ -372,19 +372,7 @@ async fn set_collaborator(ix: Index, repo: RepoName, user: String, add: bool) ->
     if add && !known {
         return Err(AppError::not_found(format!("No such user: {user}")));
     }
-    ix.write(move |ix| {
-        ix.update_repo(&repo, |r| {
-            let present = r.collaborators.contains(&user);
-            match (add, present) {
-                (true, false) => r.collaborators.push(user.clone()),
-                (false, true) => r.collaborators.retain(|c| c != &user),
-                (false, false) => return Err(AppError::not_found(format!("{user} is not a collaborator"))),
-                (true, true) => {}
-            }
-            Ok(())
-        })
-    })
-    .await?;
+    ix.write(move |ix| ix.set_collaborator(&repo, &user, add)).await?;
     Ok(ok_true())
 }
 

@@ -1,0 +1,264 @@
+//! The management commands (`skiff user ...`, `skiff repo ...`): each is one or a few calls of
+//! the management API (see `local`), printed for people (tab-separated lines for accounts,
+//! a table with human sizes and ages for repositories) or as JSON.
+
+mod local;
+
+use clap::Subcommand;
+use serde_json::{json, Value};
+use skiff::config::Config;
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create an account; the password is read from standard input (never from arguments).
+    Add {
+        name: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        admin: bool,
+        /// Create it inactive (an admin activates it later).
+        #[arg(long)]
+        inactive: bool,
+    },
+    /// Set a new password, read from standard input.
+    Passwd { name: String },
+    /// List accounts.
+    List,
+    /// Activate an account (or deactivate it with --off).
+    Activate {
+        name: String,
+        #[arg(long)]
+        off: bool,
+    },
+    /// Make an account admin (or revoke it with --off).
+    Admin {
+        name: String,
+        #[arg(long)]
+        off: bool,
+    },
+    /// Delete an account (refused while it has repositories, unless --delete-repositories).
+    Rm {
+        name: String,
+        /// Delete its repositories with it (their blobs go at the next gc).
+        #[arg(long)]
+        delete_repositories: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RepoCommand {
+    /// List repositories with visibility, tags, size and last push.
+    List {
+        /// Only this namespace.
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one repository (JSON).
+    Show { name: String },
+    /// Delete a repository: its tags, manifests and record (blobs go at the next gc).
+    Rm { name: String },
+    /// Make a repository private: only its owner, collaborators and admins see it.
+    Private { name: String },
+    /// Make a repository public.
+    Public { name: String },
+    /// Set a repository's description.
+    Describe { name: String, description: String },
+    /// Add or remove a collaborator (who may push).
+    #[command(subcommand)]
+    Collaborator(CollaboratorCommand),
+}
+
+#[derive(Subcommand)]
+pub enum CollaboratorCommand {
+    Add { name: String, user: String },
+    Rm { name: String, user: String },
+}
+
+pub fn user(
+    config: &Config,
+    cmd: UserCommand,
+    read_password: impl Fn() -> Result<String, String>,
+) -> Result<(), String> {
+    let api = local::Api::connect(config)?;
+    let one = |u: &Value| {
+        println!(
+            "{}\t{}\t{}\t{}",
+            u["username"].as_str().unwrap_or_default(),
+            u["email"].as_str().unwrap_or_default(),
+            if u["active"] == true { "active" } else { "inactive" },
+            if u["admin"] == true { "admin" } else { "user" }
+        )
+    };
+    match cmd {
+        UserCommand::Add {
+            name,
+            email,
+            admin,
+            inactive,
+        } => {
+            let password = read_password()?;
+            let body =
+                json!({"username": name, "email": email, "password": password, "admin": admin, "active": !inactive});
+            one(&api.call("POST", "/api/v1/users", Some(body))?);
+        }
+        UserCommand::Passwd { name } => {
+            let password = read_password()?;
+            api.call(
+                "PUT",
+                &format!("/api/v1/users/{name}/password"),
+                Some(json!({"password": password})),
+            )?;
+            println!("password of {name} changed");
+        }
+        UserCommand::List => {
+            for u in api.call("GET", "/api/v1/users", None)?.as_array().into_iter().flatten() {
+                one(u);
+            }
+        }
+        UserCommand::Activate { name, off } => {
+            one(&api.call(
+                "PUT",
+                &format!("/api/v1/users/{name}/active"),
+                Some(json!({"active": !off})),
+            )?);
+        }
+        UserCommand::Admin { name, off } => {
+            one(&api.call(
+                "PUT",
+                &format!("/api/v1/users/{name}/admin"),
+                Some(json!({"admin": !off})),
+            )?);
+        }
+        UserCommand::Rm {
+            name,
+            delete_repositories,
+        } => {
+            let fate = if delete_repositories { "delete" } else { "refuse" };
+            let done = api.call("DELETE", &format!("/api/v1/users/{name}?repositories={fate}"), None)?;
+            let repos = done["repositories_deleted"].as_array().map_or(0, Vec::len);
+            println!("deleted {name} and {repos} repositories");
+        }
+    }
+    Ok(())
+}
+
+pub fn repo(config: &Config, cmd: RepoCommand) -> Result<(), String> {
+    let api = local::Api::connect(config)?;
+    let path = |name: &str, rest: &str| format!("/api/v1/repositories/{name}{rest}");
+    match cmd {
+        RepoCommand::List { namespace, json } => {
+            let query = namespace.map(|ns| format!("?namespace={ns}")).unwrap_or_default();
+            let list = api.call("GET", &format!("/api/v1/repositories{query}"), None)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list).map_err(|e| e.to_string())?);
+            } else {
+                print_repos(list.as_array().map(Vec::as_slice).unwrap_or_default());
+            }
+        }
+        RepoCommand::Show { name } => {
+            let shown = api.call("GET", &path(&name, ""), None)?;
+            println!("{}", serde_json::to_string_pretty(&shown).map_err(|e| e.to_string())?);
+        }
+        RepoCommand::Rm { name } => {
+            api.call("DELETE", &path(&name, ""), None)?;
+            println!("deleted {name} (its blobs are freed by the next `skiff gc`)");
+        }
+        RepoCommand::Private { name } => {
+            api.call("PUT", &path(&name, "/-/visibility"), Some(json!({"private": true})))?;
+            println!("{name} is private");
+        }
+        RepoCommand::Public { name } => {
+            api.call("PUT", &path(&name, "/-/visibility"), Some(json!({"private": false})))?;
+            println!("{name} is public");
+        }
+        RepoCommand::Describe { name, description } => {
+            api.call(
+                "PUT",
+                &path(&name, "/-/description"),
+                Some(json!({"description": description})),
+            )?;
+            println!("description of {name} set");
+        }
+        RepoCommand::Collaborator(CollaboratorCommand::Add { name, user }) => {
+            api.call("PUT", &path(&name, &format!("/-/collaborators/{user}")), None)?;
+            println!("{user} may now push to {name}");
+        }
+        RepoCommand::Collaborator(CollaboratorCommand::Rm { name, user }) => {
+            api.call("DELETE", &path(&name, &format!("/-/collaborators/{user}")), None)?;
+            println!("{user} is no longer a collaborator of {name}");
+        }
+    }
+    Ok(())
+}
+
+fn print_repos(repos: &[Value]) {
+    let rows: Vec<[String; 5]> = repos
+        .iter()
+        .map(|r| {
+            [
+                r["name"].as_str().unwrap_or_default().to_string(),
+                if r["private"] == true { "private" } else { "public" }.to_string(),
+                r["tags"].as_u64().unwrap_or(0).to_string(),
+                human_size(r["size"].as_u64().unwrap_or(0)),
+                r["last_push"].as_u64().map_or("never".to_string(), age),
+            ]
+        })
+        .collect();
+    let header = ["NAME", "VISIBILITY", "TAGS", "SIZE", "LAST PUSH"].map(String::from);
+    let mut widths = header.clone().map(|h| h.len());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+}
+
+/// Bytes in binary units, three significant digits (`0 B`, `512 B`, `1.50 KiB`, `23.4 GiB`).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{bytes} B"),
+        _ if value < 10.0 => format!("{value:.2} {}", UNITS[unit]),
+        _ if value < 100.0 => format!("{value:.1} {}", UNITS[unit]),
+        _ => format!("{value:.0} {}", UNITS[unit]),
+    }
+}
+
+/// How long ago a time (seconds since the epoch) was, roughly.
+fn age(then: u64) -> String {
+    let secs = skiff::clock::now_secs().saturating_sub(then);
+    match secs {
+        0..60 => "just now".to_string(),
+        60..3600 => format!("{} min ago", secs / 60),
+        3600..86_400 => format!("{} h ago", secs / 3600),
+        _ => format!("{} days ago", secs / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_people_write_them() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(1023), "1023 B");
+        assert_eq!(human_size(1536), "1.50 KiB");
+        assert_eq!(human_size(50 << 20), "50.0 MiB");
+        assert_eq!(human_size(300 << 30), "300 GiB");
+    }
+}

@@ -1,0 +1,78 @@
+//! The management API, `/api/v1`: JSON in, JSON out, errors as `{"error": "..."}`. The CLI
+//! uses it over the local socket (as the operator, an admin, with no password), the UI and
+//! scripts over HTTP with an account's credentials (HTTP Basic). See the README's "Operating
+//! Skiff" section for every route.
+
+mod repos;
+mod users;
+
+use crate::auth::Identity;
+use crate::error::{AppError, AppResult};
+use crate::manage::Actor;
+use crate::net::server::LocalOperator;
+use crate::state::AppState;
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use futures::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v1")
+            .configure(users::configure)
+            .configure(repos::configure)
+            .default_service(web::to(no_route)),
+    );
+}
+
+async fn no_route() -> AppResult<HttpResponse> {
+    Err(AppError::not_found("No such management API route"))
+}
+
+/// Who calls the management API: the operator on the local socket, or an account.
+pub struct ApiCaller(pub Actor);
+
+impl FromRequest for ApiCaller {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            if req.conn_data::<LocalOperator>().is_some() {
+                return Ok(ApiCaller(Actor::Operator));
+            }
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .ok_or_else(|| AppError::internal("application state missing"))?;
+            match state.gate.identify(&req).await? {
+                Identity::User(p) => Ok(ApiCaller(Actor::User(p))),
+                Identity::Anonymous => Err(AppError::unauthorized(
+                    "Sign in: the management API takes an account's name and password (HTTP Basic)",
+                )),
+                _ => Err(AppError::unauthorized(
+                    "The management API takes an account's name and password (HTTP Basic), not a registry token",
+                )),
+            }
+        })
+    }
+}
+
+/// A JSON request body, with a message that says what is wrong with it.
+fn body<T: DeserializeOwned>(raw: &[u8]) -> AppResult<T> {
+    serde_json::from_slice(raw).map_err(|e| AppError::bad_request(format!("Invalid JSON body: {e}")))
+}
+
+fn reply<T: Serialize>(status: StatusCode, value: &T) -> AppResult<HttpResponse> {
+    Ok(HttpResponse::build(status).json(value))
+}
+
+fn ok<T: Serialize>(value: &T) -> AppResult<HttpResponse> {
+    reply(StatusCode::OK, value)
+}
+
+fn index(state: &AppState) -> AppResult<&crate::index::Index> {
+    crate::manage::repos::index(state)
+}

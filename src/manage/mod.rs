@@ -1,0 +1,54 @@
+//! What an operator does to a live server: accounts and repositories. The management API
+//! (`/api/v1`) calls these, and the CLI reaches them through that API over the local socket,
+//! so every path to a change checks the same rules and logs the same way.
+
+pub mod repos;
+pub mod users;
+
+use crate::auth::Principal;
+use crate::error::{AppError, AppResult};
+
+/// Who is acting.
+#[derive(Clone, Debug)]
+pub enum Actor {
+    /// The operator on the server's own host, through the local socket (`skiff.sock` in
+    /// `data_dir`, which only the account running the server can open): an admin.
+    Operator,
+    /// A signed-in account.
+    User(Principal),
+}
+
+impl Actor {
+    pub fn is_admin(&self) -> bool {
+        match self {
+            Actor::Operator => true,
+            Actor::User(p) => p.admin,
+        }
+    }
+
+    /// The name changes are logged under.
+    pub fn name(&self) -> &str {
+        match self {
+            Actor::Operator => "operator (local socket)",
+            Actor::User(p) => &p.name,
+        }
+    }
+
+    pub fn require_admin(&self) -> AppResult<()> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(AppError::forbidden("Only an administrator may do this"))
+        }
+    }
+
+    /// Admins act on any account; others on their own only.
+    pub fn require_self_or_admin(&self, username: &str) -> AppResult<()> {
+        match self {
+            Actor::User(p) if !p.admin && p.name != username => Err(AppError::forbidden(
+                "Only the account itself or an administrator may do this",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
