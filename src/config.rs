@@ -30,6 +30,28 @@ pub struct Config {
     pub v2: V2Config,
     pub ui: UiConfig,
     pub limits: LimitsConfig,
+    pub gc: GcConfig,
+}
+
+/// Garbage collection (it runs beside pushes and pulls).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GcConfig {
+    /// Unreferenced blobs written more recently than this are kept, so a push that has stored
+    /// a blob and not yet referred to it never loses it.
+    pub grace_secs: u64,
+    /// Run a collection every this many seconds (the first one after one interval); 0 = only
+    /// when asked (`skiff gc`, the API).
+    pub interval_secs: u64,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        GcConfig {
+            grace_secs: 3600,
+            interval_secs: 0,
+        }
+    }
 }
 
 /// What one client may take of the server.
@@ -164,6 +186,7 @@ impl Default for Config {
             v2: V2Config::default(),
             ui: UiConfig::default(),
             limits: LimitsConfig::default(),
+            gc: GcConfig::default(),
         }
     }
 }

@@ -38,7 +38,8 @@ enum Command {
     /// Manage repositories: list, delete, visibility, description, collaborators.
     #[command(subcommand)]
     Repo(cli::RepoCommand),
-    /// Delete blobs nothing refers to any more (run it with the server stopped).
+    /// Delete blobs nothing refers to any more, beside a running server (through its local
+    /// socket) or on a stopped one's data.
     Gc {
         /// Only report what would be removed.
         #[arg(long)]
@@ -126,13 +127,13 @@ fn serve(config: Config) -> Result<(), String> {
 }
 
 fn gc(config: Config, dry_run: bool) -> Result<(), String> {
-    // Holding the index lock guarantees a standalone server is not running meanwhile.
-    let _lock = if config.standalone {
-        Some(Index::open(&config.index_db_path(), config.index.pbkdf2_rounds).map_err(|e| e.to_string())?)
-    } else {
-        eprintln!("skiff: standalone = false: make sure this registry is stopped while gc runs");
-        None
-    };
+    if config.standalone {
+        // Through the management API: the running server's, or one started on its data.
+        return cli::gc(&config, dry_run);
+    }
+    // A registry-only process has no API of its own: its storage is collected here, with the
+    // same rules (a server running on it meanwhile keeps its grace period, not its pins).
+    eprintln!("skiff: standalone = false: make sure this registry is stopped while gc runs");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -141,13 +142,14 @@ fn gc(config: Config, dry_run: bool) -> Result<(), String> {
         let storage = skiff::storage::Storage::existing_fs(&config.storage_root())
             .await
             .map_err(|e| e.to_string())?;
-        skiff::registry::gc::collect(&storage, dry_run)
+        let opts = skiff::registry::gc::Options {
+            dry_run,
+            grace_secs: config.gc.grace_secs,
+        };
+        skiff::registry::gc::collect(&storage, opts, |_| {})
             .await
             .map_err(|e| format!("gc failed: {e}"))
     })?;
-    for m in &report.unparsable {
-        eprintln!("skiff: gc: manifest {m} does not parse: kept every blob it names; check it");
-    }
     println!(
         "{} {} blobs ({} bytes), kept {}",
         if dry_run { "would remove" } else { "removed" },

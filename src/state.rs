@@ -24,6 +24,8 @@ pub struct AppState {
     pub uploads: Uploads,
     /// In-flight upload bodies per user (`limits.uploads_per_user`).
     pub upload_slots: crate::http::uploads::UploadSlots,
+    /// Garbage collection runs: the one going on, the last result.
+    pub gc: crate::manage::gc::GcService,
 }
 
 impl AppState {
@@ -34,6 +36,7 @@ impl AppState {
             v2_repos: V2Repositories::new(storage.clone()),
             uploads: Uploads::new(storage.clone()),
             upload_slots: crate::http::uploads::UploadSlots::new(config.limits.uploads_per_user),
+            gc: Default::default(),
             storage,
             gate,
             index,

@@ -195,6 +195,72 @@ pub fn repo(config: &Config, cmd: RepoCommand) -> Result<(), String> {
     Ok(())
 }
 
+/// `skiff gc`: starts a run (or a preview) through the API, shows its progress on a terminal,
+/// and prints what it freed.
+pub fn gc(config: &Config, dry_run: bool) -> Result<(), String> {
+    use std::io::IsTerminal;
+    let api = local::Api::connect(config)?;
+    let started = api.call("POST", "/api/v1/gc", Some(json!({ "dry_run": dry_run })))?;
+    let ours = started["running"]["started"].as_u64();
+    let terminal = std::io::stderr().is_terminal();
+    let last = loop {
+        let status = api.call("GET", "/api/v1/gc", None)?;
+        if status["running"].is_null() && status["last"]["started"].as_u64() == ours {
+            break status["last"].clone();
+        }
+        if terminal {
+            let p = &status["running"]["progress"];
+            eprint!(
+                "\r{}",
+                progress_bar(
+                    p["phase"].as_str().unwrap_or(""),
+                    p["done"].as_u64().unwrap_or(0),
+                    p["total"].as_u64().unwrap_or(0)
+                )
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    if terminal {
+        eprint!("\r\x1b[K");
+    }
+    if let Some(e) = last["error"].as_str() {
+        return Err(format!("gc: {e}"));
+    }
+    let r = &last["report"];
+    for m in r["unparsable"].as_array().into_iter().flatten() {
+        eprintln!(
+            "skiff: gc: manifest {} does not parse: kept every blob it names; check it",
+            m.as_str().unwrap_or_default()
+        );
+    }
+    let bytes = r["removed_bytes"].as_u64().unwrap_or(0);
+    println!(
+        "{} {} blobs ({}, {bytes} bytes), kept {} ({} younger than the grace period, {} referenced while it ran){}",
+        if dry_run { "would remove" } else { "removed" },
+        r["removed"].as_u64().unwrap_or(0),
+        human_size(bytes),
+        r["kept"].as_u64().unwrap_or(0),
+        r["kept_recent"].as_u64().unwrap_or(0),
+        r["kept_referenced_meanwhile"].as_u64().unwrap_or(0),
+        match last["uploads_removed"].as_u64().unwrap_or(0) {
+            0 => String::new(),
+            n => format!("; removed {n} abandoned upload sessions"),
+        }
+    );
+    Ok(())
+}
+
+fn progress_bar(phase: &str, done: u64, total: u64) -> String {
+    const WIDTH: u64 = 30;
+    let filled = if total == 0 { 0 } else { done.min(total) * WIDTH / total };
+    format!(
+        "gc {phase:<8} [{}{}] {done}/{total} blobs",
+        "#".repeat(filled as usize),
+        " ".repeat((WIDTH - filled) as usize)
+    )
+}
+
 fn print_repos(repos: &[Value]) {
     let rows: Vec<[String; 5]> = repos
         .iter()

@@ -84,7 +84,9 @@ pub trait Driver: Send + Sync + 'static {
     }
     /// Starts writing an object (appending to it when `append`), hashing as bytes arrive.
     async fn writer(&self, key: &str, append: bool, hashers: Vec<Hasher>) -> io::Result<Box<dyn Sink>>;
-    /// Moves a complete object to `to`, durably. If `to` already exists the move is skipped and
-    /// `from` removed: destinations are content-addressed, so the bytes are the same.
+    /// Moves a complete object to `to`, durably. If `to` already exists the move is skipped,
+    /// `from` removed (destinations are content-addressed, so the bytes are the same) and `to`'s
+    /// modification time set to now: it was just written again, which garbage collection's
+    /// grace period must see.
     async fn commit(&self, from: &str, to: &str) -> io::Result<()>;
 }

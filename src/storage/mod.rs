@@ -10,6 +10,7 @@ pub mod fs;
 pub mod keys;
 pub mod layout;
 pub mod local;
+pub mod pins;
 pub mod testsuite;
 
 pub use driver::{ByteStream, Driver, Sink, Stat, WriteOutcome};
@@ -24,6 +25,8 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct Storage {
     driver: Arc<dyn Driver>,
+    /// Keeps garbage collection and new references to blobs apart.
+    pins: Arc<pins::Pins>,
 }
 
 impl Deref for Storage {
@@ -49,7 +52,10 @@ pub struct WrittenBlob {
 impl Storage {
     /// Storage on `driver`, its layout checked (and recorded on first use).
     pub async fn open(driver: Arc<dyn Driver>) -> Result<Storage, layout::LayoutError> {
-        let storage = Storage { driver };
+        let storage = Storage {
+            driver,
+            pins: Arc::default(),
+        };
         layout::check(&storage).await?;
         Ok(storage)
     }
@@ -63,6 +69,10 @@ impl Storage {
     /// The fs driver at `root` as it is, for offline tools (no clean-up; layout checked).
     pub async fn existing_fs(root: &Path) -> Result<Storage, layout::LayoutError> {
         Storage::open(Arc::new(fs::FsDriver::existing(root))).await
+    }
+
+    pub fn pins(&self) -> &Arc<pins::Pins> {
+        &self.pins
     }
 
     pub async fn exists(&self, key: &str) -> io::Result<bool> {
@@ -94,7 +104,10 @@ impl Storage {
 
     /// Moves a complete object (a written temp blob, an upload's data) into the blob store under
     /// `digest`. If the blob is already there (same content), the source is dropped instead.
+    /// Pinned (see `pins`): a collection never deletes the blob between its being found
+    /// present here and its modification time being renewed.
     pub async fn commit_blob(&self, from: &str, digest: &Digest) -> io::Result<()> {
+        let _pin = self.pins.reference(digest).await;
         self.driver.commit(from, &keys::blob(digest)).await
     }
 }

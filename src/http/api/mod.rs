@@ -3,6 +3,7 @@
 //! scripts over HTTP with an account's credentials (HTTP Basic). See the README's "Operating
 //! Skiff" section for every route.
 
+mod gc;
 mod repos;
 mod users;
 
@@ -23,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("/api/v1")
             .configure(users::configure)
             .configure(repos::configure)
+            .configure(gc::configure)
             .default_service(web::to(no_route)),
     );
 }

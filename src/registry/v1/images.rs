@@ -227,6 +227,8 @@ impl Images {
         };
         let size = written.written;
         written.commit(&self.storage, &content).await?;
+        // The layer link is a reference to the blob: pinned, as every one is (`storage::pins`).
+        let _pin = self.storage.pins().reference(&content).await;
         let link = LayerLink { digest: content, size };
         self.storage
             .put(&keys::image(id, "_checksum"), payload.to_string().into())

@@ -54,7 +54,13 @@ impl V2Repositories {
         Ok(self.storage.blob_size(d).await?)
     }
 
+    /// Lets `repo` serve blob `d`. Under a reference pin (see `storage::pins`): the blob is
+    /// checked to exist and the link written with no garbage collection deciding meanwhile.
     pub async fn link_blob(&self, repo: &RepoName, d: &Digest) -> AppResult<()> {
+        let _pin = self.storage.pins().reference(d).await;
+        if self.storage.blob_size(d).await?.is_none() {
+            return Err(AppError::not_found(format!("blob {d} is not stored")));
+        }
         let k = keys::blob_link(repo, d);
         if !self.storage.exists(&k).await? {
             self.storage.put(&k, Bytes::new()).await?;

@@ -255,6 +255,8 @@ impl Driver for FsDriver {
         self.blocking(move |_| {
             if to.exists() {
                 fs::remove_file(&from)?;
+                // Written again, as far as garbage collection's grace period goes.
+                fs::File::open(&to)?.set_modified(std::time::SystemTime::now())?;
                 return Ok(());
             }
             // The source may have been written by several appends (an upload): make sure all of

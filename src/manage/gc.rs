@@ -1,0 +1,143 @@
+//! Garbage collection as a service of the running server: one run at a time, in the
+//! background, its progress and last result kept for the API, the CLI and the UI. A run also
+//! removes abandoned upload sessions (idle past `v2.upload_expiry_secs`) and their bytes.
+
+use super::Actor;
+use crate::error::{AppError, AppResult};
+use crate::registry::gc::{self, GcError, Options, Progress, Report};
+use crate::state::AppState;
+use actix_web::web;
+use serde::Serialize;
+use std::sync::Mutex;
+
+#[derive(Default)]
+pub struct GcService {
+    status: Mutex<Status>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Status {
+    pub running: Option<Running>,
+    pub last: Option<Finished>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Running {
+    pub dry_run: bool,
+    pub started: u64,
+    pub by: String,
+    pub progress: Progress,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Finished {
+    pub started: u64,
+    pub finished: u64,
+    pub by: String,
+    /// `None` when the run failed (`error` says why).
+    pub report: Option<Report>,
+    /// Abandoned upload sessions removed (real runs only).
+    pub uploads_removed: usize,
+    pub error: Option<String>,
+}
+
+impl GcService {
+    pub fn status(&self) -> Status {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Status)) {
+        if let Ok(mut s) = self.status.lock() {
+            f(&mut s);
+        }
+    }
+}
+
+pub fn status(state: &AppState, actor: &Actor) -> AppResult<Status> {
+    actor.require_admin()?;
+    Ok(state.gc.status())
+}
+
+/// Starts a run in the background; 409 while one runs.
+pub fn start(state: web::Data<AppState>, actor: &Actor, dry_run: bool) -> AppResult<Status> {
+    actor.require_admin()?;
+    if !state.config.registry {
+        return Err(AppError::not_found(
+            "This server has no registry storage (registry = false)",
+        ));
+    }
+    let started = crate::clock::now_secs();
+    let by = actor.name().to_string();
+    let mut busy = false;
+    state.gc.update(|s| match s.running {
+        Some(_) => busy = true,
+        None => {
+            s.running = Some(Running {
+                dry_run,
+                started,
+                by: by.clone(),
+                progress: Progress::default(),
+            })
+        }
+    });
+    if busy {
+        return Err(AppError::conflict(
+            "A garbage collection is running: see GET /api/v1/gc",
+        ));
+    }
+    let task = state.clone();
+    actix_web::rt::spawn(async move {
+        let finished = run(&task, dry_run, started, by).await;
+        task.gc.update(|s| {
+            s.running = None;
+            s.last = Some(finished);
+        });
+    });
+    Ok(state.gc.status())
+}
+
+async fn run(state: &AppState, dry_run: bool, started: u64, by: String) -> Finished {
+    let uploads_removed = match dry_run {
+        true => Ok(0),
+        false => state.uploads.sweep(state.config.v2.upload_expiry_secs).await,
+    };
+    let opts = Options {
+        dry_run,
+        grace_secs: state.config.gc.grace_secs,
+    };
+    let result = gc::collect(&state.storage, opts, |p| {
+        state.gc.update(|s| {
+            if let Some(r) = s.running.as_mut() {
+                r.progress = p;
+            }
+        })
+    })
+    .await;
+    let error = match (&result, &uploads_removed) {
+        (Err(GcError::Busy), _) => Some("another collection was running".to_string()),
+        (Err(GcError::Io(e)), _) => Some(format!("stopped: {e}")),
+        (_, Err(e)) => Some(format!("upload sessions: {e}")),
+        _ => None,
+    };
+    if let Some(e) = &error {
+        log::error!("gc: {e}");
+    }
+    let report = result.ok();
+    if let Some(r) = &report {
+        log::info!(
+            "gc by {by}: {} {} blobs ({} bytes), kept {}",
+            if dry_run { "would remove" } else { "removed" },
+            r.removed,
+            r.removed_bytes,
+            r.kept
+        );
+    }
+    Finished {
+        started,
+        finished: crate::clock::now_secs(),
+        by,
+        report,
+        uploads_removed: uploads_removed.unwrap_or(0),
+        error,
+    }
+}
