@@ -253,7 +253,7 @@ pub fn gc(config: &Config, dry_run: bool) -> Result<(), String> {
 
 fn progress_bar(phase: &str, done: u64, total: u64) -> String {
     const WIDTH: u64 = 30;
-    let filled = if total == 0 { 0 } else { done.min(total) * WIDTH / total };
+    let filled = (done.min(total) * WIDTH).checked_div(total).unwrap_or(0);
     format!(
         "gc {phase:<8} [{}{}] {done}/{total} blobs",
         "#".repeat(filled as usize),
