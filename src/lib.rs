@@ -88,6 +88,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         log::debug!("purged {purged} expired tokens");
     }
     spawn_upload_sweeper(state.clone());
+    spawn_gc_schedule(state.clone());
     // The operator's socket, beside the index this process holds locked (so a socket file
     // found there is a stale one).
     let local = match state.config.standalone {
@@ -131,6 +132,24 @@ fn serve(
             .configure(|cfg| http::configure(cfg, state.clone()))
     })
     .map_err(StartError::Serve)
+}
+
+/// Runs a garbage collection every `gc.interval_secs`, when set (skipped while one runs).
+fn spawn_gc_schedule(state: web::Data<AppState>) {
+    let every = state.config.gc.interval_secs;
+    if every == 0 || !state.config.registry {
+        return;
+    }
+    actix_web::rt::spawn(async move {
+        let period = std::time::Duration::from_secs(every);
+        let mut tick = actix_web::rt::time::interval_at(actix_web::rt::time::Instant::now() + period, period);
+        loop {
+            tick.tick().await;
+            if let Err(e) = manage::gc::start(state.clone(), &manage::Actor::Schedule, false) {
+                log::info!("scheduled gc skipped: {e}");
+            }
+        }
+    });
 }
 
 /// Removes abandoned upload sessions now and then (and once at start-up).

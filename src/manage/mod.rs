@@ -17,12 +17,14 @@ pub enum Actor {
     Operator,
     /// A signed-in account.
     User(Principal),
+    /// The server's own schedule (`gc.interval_secs`).
+    Schedule,
 }
 
 impl Actor {
     pub fn is_admin(&self) -> bool {
         match self {
-            Actor::Operator => true,
+            Actor::Operator | Actor::Schedule => true,
             Actor::User(p) => p.admin,
         }
     }
@@ -31,6 +33,7 @@ impl Actor {
     pub fn name(&self) -> &str {
         match self {
             Actor::Operator => "operator (local socket)",
+            Actor::Schedule => "schedule",
             Actor::User(p) => &p.name,
         }
     }

@@ -59,7 +59,7 @@ async fn view(state: &AppState, record: &Repo) -> AppResult<RepoView> {
 
 fn lists(actor: &Actor, r: &Repo) -> bool {
     match actor {
-        Actor::Operator => true,
+        Actor::Operator | Actor::Schedule => true,
         Actor::User(p) => {
             p.admin
                 || r.owner == p.name

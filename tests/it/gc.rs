@@ -238,3 +238,43 @@ async fn gc_runs_beside_pushes() {
         assert_eq!(got.bytes().await.unwrap().as_ref(), data.as_slice());
     }
 }
+
+/// `gc.interval_secs` runs collections on its own.
+#[tokio::test]
+async fn scheduled_collections_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let s = Server::start_in(dir, "[gc]\ngrace_secs = 0\ninterval_secs = 1\n");
+    s.register("alice", "secret1").await;
+    let c = client();
+    let auth = basic("alice", "secret1");
+    let d = upload(&c, &s.url, "alice/a", b"soon garbage").await;
+    let r = c
+        .delete(format!("{}/v2/alice/a/blobs/{d}", s.url))
+        .header("Authorization", &auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while blob_file(dir, &d).exists() {
+        assert!(std::time::Instant::now() < deadline, "no scheduled run removed it");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (ok, _, err) = cli(
+        dir,
+        &["user", "add", "root", "--email", "r@example.com", "--admin"],
+        "rootpass1\n",
+    );
+    assert!(ok, "{err}");
+    let st: serde_json::Value = c
+        .get(format!("{}/api/v1/gc", s.url))
+        .header("Authorization", basic("root", "rootpass1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(st["last"]["by"], "schedule", "{st}");
+}
