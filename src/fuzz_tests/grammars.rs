@@ -109,8 +109,9 @@ proptest! {
         prop_assert_eq!(got.is_ok(), ID_RE.is_match(&raw), "{:?}", raw);
         if let Ok(id) = got {
             prop_assert_eq!(id.as_str(), raw.as_str());
-            let key = keys::image(&id, "layer");
-            prop_assert_eq!(keys::parse_image_layer(&key), Some(raw.as_str()));
+            let copy = crate::names::ImageCopy::new(&id, &crate::names::Owner::new("alice"));
+            let key = keys::image(&copy, "layer");
+            prop_assert_eq!(keys::parse_image_layer(&key), Some(copy));
         }
     }
 

@@ -44,7 +44,7 @@ pub async fn collect(storage: &Storage, dry_run: bool) -> io::Result<Report> {
 
 async fn mark(storage: &Storage, report: &mut Report) -> io::Result<HashSet<Digest>> {
     let mut marked = HashSet::new();
-    // v1 image layers.
+    // v1 image layers: of every owner's copy.
     for key in storage.walk(keys::IMAGES).await? {
         if keys::parse_image_layer(&key).is_none() {
             continue;
@@ -105,7 +105,7 @@ pub(crate) fn digests_in(text: &[u8]) -> Vec<Digest> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::names::{ImageId, RepoName, TagName};
+    use crate::names::{ImageCopy, ImageId, Owner, RepoName, TagName};
     use crate::registry::v2::repositories::{Reference, V2Repositories};
     use bytes::Bytes;
 
@@ -122,8 +122,8 @@ mod tests {
         digest
     }
 
-    /// Blobs referenced by a v2 link, by a stored manifest (config) or by a v1 image layer are
-    /// kept; the rest goes, and a dry run only counts it.
+    /// Blobs referenced by a v2 link, by a stored manifest (config) or by the layer of any copy
+    /// of a v1 image are kept; the rest goes, and a dry run only counts it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn keeps_what_is_referenced_and_sweeps_the_rest() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -135,7 +135,9 @@ mod tests {
             put_blob(&storage, b"layer").await,
             put_blob(&storage, b"orphan").await,
         );
+        // Two owners' copies of one v1 image id, each with its own layer.
         let v1_layer = put_blob(&storage, b"v1 layer").await;
+        let other_copy_layer = put_blob(&storage, b"another owner's v1 layer").await;
         repos.link_blob(&repo, &layer).await.expect("link");
         // The config is linked for the push, then unlinked: only the manifest refers to it.
         repos.link_blob(&repo, &config).await.expect("link");
@@ -158,15 +160,21 @@ mod tests {
             .expect("push");
         repos.unlink_blob(&repo, &config).await.expect("unlink");
         let id = ImageId::parse(&"b".repeat(64)).expect("id");
-        let link = serde_json::to_vec(&LayerLink {
-            digest: v1_layer.clone(),
-            size: 8,
-        })
-        .expect("json");
-        storage.put(&keys::image(&id, "layer"), link.into()).await.expect("put");
+        for (owner, digest) in [("alice", &v1_layer), ("bobby", &other_copy_layer)] {
+            let link = serde_json::to_vec(&LayerLink {
+                digest: digest.clone(),
+                size: 8,
+            })
+            .expect("json");
+            let copy = ImageCopy::new(&id, &Owner::new(owner));
+            storage
+                .put(&keys::image(&copy, "layer"), link.into())
+                .await
+                .expect("put");
+        }
 
         let dry = collect(&storage, true).await.expect("dry run");
-        assert_eq!((dry.kept, dry.removed, dry.removed_bytes), (3, 1, 6));
+        assert_eq!((dry.kept, dry.removed, dry.removed_bytes), (4, 1, 6));
         assert_eq!(
             storage.blob_size(&orphan).await.expect("stat"),
             Some(6),
@@ -175,7 +183,7 @@ mod tests {
         let done = collect(&storage, false).await.expect("gc");
         assert_eq!(done, dry);
         assert_eq!(storage.blob_size(&orphan).await.expect("stat"), None);
-        for kept in [&config, &layer, &v1_layer] {
+        for kept in [&config, &layer, &v1_layer, &other_copy_layer] {
             assert!(storage.blob_size(kept).await.expect("stat").is_some(), "{kept} kept");
         }
         assert_eq!(collect(&storage, false).await.expect("again").removed, 0);

@@ -5,20 +5,22 @@ fn body(parts: &[&'static [u8]]) -> futures::stream::Iter<std::vec::IntoIter<Res
     futures::stream::iter(items)
 }
 
-/// A complete v1 image pushed through the domain API, as the HTTP handlers do.
-async fn push(images: &Images, id: &ImageId, parent: Option<&ImageId>, layer: &'static [u8]) -> LayerLink {
+/// A complete v1 image (alice's copy) pushed through the domain API, as the HTTP handlers do.
+async fn push(images: &Images, copy: &ImageCopy, parent: Option<&ImageCopy>, layer: &'static [u8]) -> LayerLink {
+    let id = &copy.id;
     let json = match parent {
-        Some(p) => format!("{{\"id\":\"{id}\",\"parent\":\"{p}\"}}"),
+        Some(p) => format!("{{\"id\":\"{id}\",\"parent\":\"{}\"}}", p.id),
         None => format!("{{\"id\":\"{id}\"}}"),
     };
+    let alice = Owner::new("alice");
     images
-        .put_json(id, Bytes::from(json.clone()), parent, "alice")
+        .put_json(copy, Bytes::from(json.clone()), parent, &alice)
         .await
         .expect("json");
-    let link = images.put_layer(id, "alice", body(&[layer])).await.expect("layer");
+    let link = images.put_layer(copy, &alice, body(&[layer])).await.expect("layer");
     let payload = Digest::sha256_of(&[json.as_bytes(), b"\n", layer].concat());
     images
-        .put_checksum(id, "alice", Some(&payload.to_string()), None)
+        .put_checksum(copy, &alice, Some(&payload.to_string()), None)
         .await
         .expect("checksum");
     link
@@ -32,8 +34,10 @@ async fn check(storage: &Storage) -> Report {
     run(storage, &opts, &mut |_| {}).await.expect("check")
 }
 
-fn id(c: char) -> ImageId {
-    ImageId::parse(&c.to_string().repeat(64)).expect("id")
+/// Alice's copy of image `cccc...`.
+fn id(c: char) -> ImageCopy {
+    let id = ImageId::parse(&c.to_string().repeat(64)).expect("id");
+    ImageCopy::new(&id, &Owner::new("alice"))
 }
 
 /// v1 consistency: a clean chain has no problems; then an ancestry that skips the parent, a
@@ -53,7 +57,10 @@ async fn v1_parent_ancestry_size_and_payload_are_checked() {
     assert_eq!((clean.counts.v1_images, clean.counts.blobs), (3, 3));
 
     storage
-        .put(&keys::image(&child, "ancestry"), Bytes::from(format!("[\"{child}\"]")))
+        .put(
+            &keys::image(&child, "ancestry"),
+            Bytes::from(format!("[\"{}\"]", child.id)),
+        )
         .await
         .expect("put");
     let wrong = LayerLink {
@@ -78,7 +85,7 @@ async fn v1_parent_ancestry_size_and_payload_are_checked() {
     storage
         .put(
             &keys::image(&orphan, "json"),
-            Bytes::from(format!("{{\"id\":\"{orphan}\",\"parent\":\"{}\"}}", id('e'))),
+            Bytes::from(format!("{{\"id\":\"{}\",\"parent\":\"{}\"}}", orphan.id, id('e').id)),
         )
         .await
         .expect("put");
