@@ -480,8 +480,18 @@ async fn a_strangers_push_under_a_private_id_answers_like_a_new_id() {
             img.payload_checksum(),
             "the owner's checksum"
         );
+        // Which copy an id means depends on who asks: no shared cache may keep the answer.
+        assert_eq!(r.headers()["cache-control"], "private, max-age=31536000");
         assert_eq!(r.bytes().await.unwrap().as_ref(), img.json.as_slice());
     }
+    let r = c
+        .get(format!("{}/v1/images/{}/layer", s.url, images[0].id))
+        .header("Authorization", &alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["cache-control"], "private, max-age=31536000");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), images[0].layer.as_slice());
     // Still hidden from the stranger's repository's readers, and from strangers.
     let r = c
         .get(format!("{}/v1/repositories/{PRIVATE}/tags", s.url))

@@ -29,11 +29,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/images/{id}/ancestry", web::get().to(get_ancestry));
 }
 
-/// Cacheable image reads: ids are immutable, so a year is safe (PYREG does the same).
+/// How long a client may keep an image read: a copy never changes once complete, so a year is
+/// safe (PYREG does the same). But which copy an id means depends on who asks, and a private
+/// image is for its readers only: never `public`, which would let a shared cache hand one
+/// caller's answer to another.
+const IMAGE_CACHE: &str = "private, max-age=31536000";
+
 fn cacheable(status: StatusCode) -> actix_web::HttpResponseBuilder {
     let mut b = HttpResponse::build(status);
     let expires = std::time::SystemTime::now() + std::time::Duration::from_secs(365 * 24 * 3600);
-    b.insert_header((header::CACHE_CONTROL, "public, max-age=31536000"))
+    b.insert_header((header::CACHE_CONTROL, IMAGE_CACHE))
         .insert_header((header::EXPIRES, httpdate::fmt_http_date(expires)));
     b
 }
@@ -169,7 +174,7 @@ async fn get_layer(
         "application/octet-stream",
         |r| {
             r.insert_header(("X-Docker-Size", link.size.to_string()))
-                .insert_header((header::CACHE_CONTROL, "public, max-age=31536000"));
+                .insert_header((header::CACHE_CONTROL, IMAGE_CACHE));
         },
     )
     .await
