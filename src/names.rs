@@ -170,6 +170,73 @@ pub fn valid_username(name: &str) -> bool {
     (2..=64).contains(&name.len()) && is_component(name) && name != "library"
 }
 
+/// Who owns a copy of a v1 image: the uploader of its first json. A username; in delegated mode
+/// whatever name the index gives (or `@<repo>` when it gives none); empty for images stored
+/// before owners were recorded (nobody's: readable only through repositories).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Owner(String);
+
+impl Owner {
+    pub fn new(name: &str) -> Owner {
+        Owner(name.to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// One storage key component: `@<username>` for a valid username, `~<hex of the bytes>` for
+    /// any other name (it may hold `/`, `..` or nothing at all). Neither form is the name of an
+    /// entry an image had before copies (`json`, `_repos`, ...), and no two owners share one.
+    pub fn key(&self) -> String {
+        if valid_username(&self.0) {
+            format!("@{}", self.0)
+        } else {
+            format!("~{}", hex::encode(self.0.as_bytes()))
+        }
+    }
+
+    /// The owner a key component names: exactly the inverse of [`Owner::key`].
+    pub fn from_key(key: &str) -> Option<Owner> {
+        let owner = if let Some(name) = key.strip_prefix('@') {
+            Owner::new(name)
+        } else {
+            let raw = hex::decode(key.strip_prefix('~')?).ok()?;
+            Owner(String::from_utf8(raw).ok()?)
+        };
+        (owner.key() == key).then_some(owner)
+    }
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One stored copy of a v1 image: ids are global, so each owner keeps their own copy of an id,
+/// and a caller who may not read another's copy can push theirs under the same id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ImageCopy {
+    pub id: ImageId,
+    pub owner: Owner,
+}
+
+impl ImageCopy {
+    pub fn new(id: &ImageId, owner: &Owner) -> ImageCopy {
+        ImageCopy {
+            id: id.clone(),
+            owner: owner.clone(),
+        }
+    }
+}
+
+impl fmt::Display for ImageCopy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (copy of {:?})", self.id, self.owner.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +291,36 @@ mod tests {
             &"a".repeat(65),
         ] {
             assert!(!valid_username(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn owner_keys() {
+        for (name, key) in [
+            ("alice", "@alice"),
+            ("", "~"),
+            ("@alice/app", "~40616c6963652f617070"),
+            ("..", "~2e2e"),
+            ("b", "~62"),
+            ("bob", "@bob"),
+        ] {
+            let owner = Owner::new(name);
+            assert_eq!(owner.key(), key, "{name:?}");
+            assert_eq!(Owner::from_key(key), Some(owner), "{key}");
+        }
+        // Only exactly the key of an owner names one.
+        for bad in [
+            "alice",
+            "@b",
+            "@Alice",
+            "~616c696365",
+            "~zz",
+            "~6",
+            "json",
+            "_repos",
+            "@",
+        ] {
+            assert_eq!(Owner::from_key(bad), None, "{bad}");
         }
     }
 }

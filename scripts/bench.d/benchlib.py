@@ -308,16 +308,22 @@ def cmd_clonetags(args):
     """clonetags ROOT USER PREFIX FROM TO TEMPLATE
 
     Gives repositories USER/PREFIX{FROM..TO-1} the same tags as USER/TEMPLATE by writing the
-    very files the tag API wrote for the template (storage keys of src/storage/keys.rs, layout 2:
-    repositories/<flat repo>/_tags/<tag>, _tagjson/<tag>, _images/<id>, and
-    images/<id>/_repos/<flat repo>, where <flat repo> is the name with "/" written "+").
+    very files the tag API wrote for the template (storage keys of src/storage/keys.rs, layout 3:
+    repositories/<flat repo>/_tags/<tag>, _tagjson/<tag>, _images/<id> (which holds the <owner>
+    of the member copy), and images/<id>/<owner>/_repos/<flat repo>, where <flat repo> is the
+    name with "/" written "+").
     The index records of these repositories must already exist (made through the API)."""
     root, user, prefix = args[0], args[1], args[2]
     first, last, template = int(args[3]), int(args[4]), args[5]
     trepo = os.path.join(root, "repositories", f"{user}+{template}")
     files = [(sub, name) for sub in ("_tags", "_tagjson", "_images")
              for name in sorted(os.listdir(os.path.join(trepo, sub)))]
-    ids = [name for (sub, name) in files if sub == "_images"]
+    # Each member names the copy the template holds: the key of its owner.
+    owners = {}
+    for (sub, name) in files:
+        if sub == "_images":
+            with open(os.path.join(trepo, sub, name)) as f:
+                owners[name] = f.read()
     t0 = time.monotonic()
     n = 0
     for i in range(first, last):
@@ -330,10 +336,9 @@ def cmd_clonetags(args):
             # never modifies a file in place (every write is a new temp file renamed over it).
             os.link(os.path.join(trepo, sub, name), os.path.join(d, sub, name))
             n += sub == "_tags"
-        for image_id in ids:
-            marker = os.path.join(root, "images", image_id, "_repos", f"{user}+{repo}")
-            os.link(os.path.join(root, "images", image_id, "_repos", f"{user}+{template}"),
-                    marker)
+        for image_id, owner in owners.items():
+            copy = os.path.join(root, "images", image_id, owner, "_repos")
+            os.link(os.path.join(copy, f"{user}+{template}"), os.path.join(copy, f"{user}+{repo}"))
     dt = time.monotonic() - t0
     print(f"clonetags {n} {dt:.3f} {n / max(dt, 1e-9):.1f}")
 

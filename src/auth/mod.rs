@@ -6,6 +6,7 @@
 //! [`Identity::Delegated`] claim, and every `check` asks the external index (see [`remote`]).
 
 pub mod credentials;
+pub mod images;
 pub mod jwt;
 pub mod policy;
 pub mod remote;
@@ -15,8 +16,7 @@ pub mod throttle;
 use crate::error::{AppError, AppResult};
 use crate::index::password;
 use crate::index::{Access, Index, Repo, TokenGrant};
-use crate::names::{ImageId, RepoName};
-use crate::registry::v1::images::Images;
+use crate::names::RepoName;
 use actix_web::http::header;
 use actix_web::HttpRequest;
 use base64::Engine;
@@ -25,6 +25,8 @@ use remote::{DelegateStats, RemoteIndex, TokenClaim};
 use std::net::IpAddr;
 use std::sync::Arc;
 use throttle::Throttle;
+
+pub use images::Uploader;
 
 /// The caller, once their credentials have been checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,13 +130,6 @@ impl Credentials {
 
 fn authorization(req: &HttpRequest) -> Option<&str> {
     req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
-}
-
-/// Who uploads an image, and the repository a token pushes it into (new images join it).
-#[derive(Debug, Clone)]
-pub struct Uploader {
-    pub name: String,
-    pub repo: Option<RepoName>,
 }
 
 /// The shortest time between two fetches of the index's keys.
@@ -538,85 +533,6 @@ impl Gate {
     /// Like `check`, as a yes/no (for filtering lists).
     pub async fn allows(&self, who: &Identity, repo: &RepoName, access: Access) -> AppResult<bool> {
         Ok(self.check(who, repo, access).await.is_ok())
-    }
-}
-
-impl Gate {
-    /// An image is readable by its uploader, admins, and readers of any repository it belongs
-    /// to. Everyone else gets 404: the image does not exist for them.
-    pub async fn check_image_read(&self, who: &Identity, images: &Images, id: &ImageId) -> AppResult<()> {
-        if let Some(remote) = &self.remote {
-            // Image routes name no repository: the token's own, once confirmed, must hold it.
-            let (repo, _) = Self::confirm_claimed(remote, who, Access::Read).await?;
-            return if images.is_member(id, &repo).await? {
-                Ok(())
-            } else {
-                Err(AppError::not_found("Image not found"))
-            };
-        }
-        if who.is_admin() {
-            return Ok(());
-        }
-        if let Some(user) = who.username() {
-            if !user.is_empty() && images.owner(id).await?.as_deref() == Some(user) {
-                return Ok(());
-            }
-        }
-        // Docker pulls with a token: its repository is the one to try first, in O(1).
-        if let Identity::Token(grant, _) = who {
-            if let Ok(repo) = RepoName::parse(&grant.repo) {
-                if images.is_member(id, &repo).await? && self.allows(who, &repo, Access::Read).await? {
-                    return Ok(());
-                }
-            }
-        }
-        // Most images are readable through the first few repositories they belong to; only
-        // then is the whole list read.
-        let (first, complete) = images.some_member_repos(id, 16).await?;
-        for repo in &first {
-            if self.allows(who, repo, Access::Read).await? {
-                return Ok(());
-            }
-        }
-        if !complete {
-            for repo in images.member_repos(id).await? {
-                if !first.contains(&repo) && self.allows(who, &repo, Access::Read).await? {
-                    return Ok(());
-                }
-            }
-        }
-        Err(AppError::not_found("Image not found"))
-    }
-
-    /// Image uploads need an account: a user, or a token with write access.
-    pub async fn check_image_write(&self, who: &Identity) -> AppResult<Uploader> {
-        if let Some(remote) = &self.remote {
-            let (repo, confirmed) = Self::confirm_claimed(remote, who, Access::Write).await?;
-            // A foreign index may not say whose token it is; `@repo` can never be a username.
-            let name = confirmed.user.unwrap_or_else(|| format!("@{repo}"));
-            return Ok(Uploader { name, repo: Some(repo) });
-        }
-        match who {
-            Identity::Anonymous | Identity::Delegated(_) => Err(AppError::unauthorized("Requires authorization")),
-            Identity::Token(g, _) if g.access != Access::Write => Err(AppError::unauthorized(format!(
-                "Token grants {} access, not write",
-                g.access.as_str()
-            ))),
-            Identity::Token(g, _) => {
-                // The token's repository must still take the holder's pushes.
-                let repo = RepoName::parse(&g.repo).map_err(|_| AppError::unauthorized("Invalid token"))?;
-                self.check(who, &repo, Access::Write).await?;
-                Ok(Uploader {
-                    name: g.user.clone(),
-                    repo: Some(repo),
-                })
-            }
-            Identity::User(p) => Ok(Uploader {
-                name: p.name.clone(),
-                repo: None,
-            }),
-            Identity::Bearer(..) => Err(AppError::unauthorized("bearer tokens are for the v2 API")),
-        }
     }
 }
 

@@ -109,8 +109,24 @@ proptest! {
         prop_assert_eq!(got.is_ok(), ID_RE.is_match(&raw), "{:?}", raw);
         if let Ok(id) = got {
             prop_assert_eq!(id.as_str(), raw.as_str());
-            let key = keys::image(&id, "layer");
-            prop_assert_eq!(keys::parse_image_layer(&key), Some(raw.as_str()));
+            let copy = crate::names::ImageCopy::new(&id, &crate::names::Owner::new("alice"));
+            let key = keys::image(&copy, "layer");
+            prop_assert_eq!(keys::parse_image_layer(&key), Some(copy));
+        }
+    }
+
+    /// Image owners: any name (a foreign index's user names are not ours to validate) becomes
+    /// one safe key component that names it alone; a key names an owner only if it is exactly
+    /// that owner's key.
+    #[test]
+    fn fuzz_owner_keys(name in prop_oneof!["[a-z0-9_]{0,32}", text()], raw in prop_oneof![text(), "[@~][a-z0-9_]{0,32}"]) {
+        let owner = crate::names::Owner::new(&name);
+        let key = owner.key();
+        prop_assert!(!key.is_empty() && key != "." && key != ".." && !key.contains('/'), "{:?}", key);
+        prop_assert!(key.starts_with('@') || key.starts_with('~'), "{:?}", key);
+        prop_assert_eq!(crate::names::Owner::from_key(&key), Some(owner));
+        if let Some(o) = crate::names::Owner::from_key(&raw) {
+            prop_assert_eq!(o.key(), raw);
         }
     }
 

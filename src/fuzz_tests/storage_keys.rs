@@ -32,8 +32,11 @@ proptest! {
         if let Some(d) = keys::parse_blob(&raw) {
             prop_assert_eq!(keys::blob(&d), raw.clone());
         }
-        if let Some(id) = keys::parse_image_layer(&raw) {
-            prop_assert_eq!(format!("images/{id}/layer"), raw.clone());
+        if let Some(copy) = keys::parse_image_layer(&raw) {
+            prop_assert_eq!(keys::image(&copy, "layer"), raw.clone());
+        }
+        if let Some((id, owner, leaf)) = keys::parse_image_key(&raw) {
+            prop_assert_eq!(format!("images/{id}/{owner}/{leaf}"), raw.clone());
         }
         if let Some(repo) = keys::parse_repository(&raw) {
             prop_assert_eq!(repo.flat(), raw.clone());

@@ -129,7 +129,7 @@ pub async fn collect(storage: &Storage, opts: Options, mut progress: impl FnMut(
 
 async fn mark(storage: &Storage, report: &mut Report) -> io::Result<HashSet<Digest>> {
     let mut marked = HashSet::new();
-    // v1 image layers.
+    // v1 image layers: of every owner's copy.
     for key in storage.walk(keys::IMAGES).await? {
         if keys::parse_image_layer(&key).is_none() {
             continue;
@@ -190,7 +190,7 @@ pub(crate) fn digests_in(text: &[u8]) -> Vec<Digest> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::names::{ImageId, RepoName, TagName};
+    use crate::names::{ImageCopy, ImageId, Owner, RepoName, TagName};
     use crate::registry::v2::repositories::{Reference, V2Repositories};
     use bytes::Bytes;
 
@@ -207,8 +207,8 @@ mod tests {
         digest
     }
 
-    /// Blobs referenced by a v2 link, by a stored manifest (config) or by a v1 image layer are
-    /// kept; the rest goes, and a dry run only counts it.
+    /// Blobs referenced by a v2 link, by a stored manifest (config) or by the layer of any copy
+    /// of a v1 image are kept; the rest goes, and a dry run only counts it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn keeps_what_is_referenced_and_sweeps_the_rest() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -220,7 +220,9 @@ mod tests {
             put_blob(&storage, b"layer").await,
             put_blob(&storage, b"orphan").await,
         );
+        // Two owners' copies of one v1 image id, each with its own layer.
         let v1_layer = put_blob(&storage, b"v1 layer").await;
+        let other_copy_layer = put_blob(&storage, b"another owner's v1 layer").await;
         repos.link_blob(&repo, &layer).await.expect("link");
         // The config is linked for the push, then unlinked: only the manifest refers to it.
         repos.link_blob(&repo, &config).await.expect("link");
@@ -243,16 +245,22 @@ mod tests {
             .expect("push");
         repos.unlink_blob(&repo, &config).await.expect("unlink");
         let id = ImageId::parse(&"b".repeat(64)).expect("id");
-        let link = serde_json::to_vec(&LayerLink {
-            digest: v1_layer.clone(),
-            size: 8,
-        })
-        .expect("json");
-        storage.put(&keys::image(&id, "layer"), link.into()).await.expect("put");
+        for (owner, digest) in [("alice", &v1_layer), ("bobby", &other_copy_layer)] {
+            let link = serde_json::to_vec(&LayerLink {
+                digest: digest.clone(),
+                size: 8,
+            })
+            .expect("json");
+            let copy = ImageCopy::new(&id, &Owner::new(owner));
+            storage
+                .put(&keys::image(&copy, "layer"), link.into())
+                .await
+                .expect("put");
+        }
 
         let opts = |dry_run| Options { dry_run, grace_secs: 0 };
         let dry = collect(&storage, opts(true), |_| {}).await.expect("dry run");
-        assert_eq!((dry.kept, dry.removed, dry.removed_bytes), (3, 1, 6));
+        assert_eq!((dry.kept, dry.removed, dry.removed_bytes), (4, 1, 6));
         assert_eq!(
             storage.blob_size(&orphan).await.expect("stat"),
             Some(6),
@@ -261,7 +269,7 @@ mod tests {
         let done = collect(&storage, opts(false), |_| {}).await.expect("gc");
         assert_eq!(Report { dry_run: true, ..done }, dry);
         assert_eq!(storage.blob_size(&orphan).await.expect("stat"), None);
-        for kept in [&config, &layer, &v1_layer] {
+        for kept in [&config, &layer, &v1_layer, &other_copy_layer] {
             assert!(storage.blob_size(kept).await.expect("stat").is_some(), "{kept} kept");
         }
         assert_eq!(collect(&storage, opts(false), |_| {}).await.expect("again").removed, 0);
@@ -326,10 +334,8 @@ mod tests {
         let linked = put_blob(&storage, b"linked by a push during the sweep").await;
         let stored_again = put_blob(&storage, b"stored again during the sweep").await;
         let garbage = put_blob(&storage, b"really garbage").await;
-        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
         for d in [&linked, &stored_again, &garbage] {
-            let path = dir.path().join(keys::blob(d));
-            std::fs::File::open(path).expect("open").set_modified(old).expect("age");
+            crate::storage::local::backdate(&dir.path().join(keys::blob(d)), 7200).expect("age");
         }
         let mut pushed = false;
         let report = collect(

@@ -61,8 +61,8 @@ pub async fn contents(
             _ => {}
         }
     }
-    for id in v1.members(repo).await? {
-        if let Some(layer) = images.layer(&id).await? {
+    for copy in v1.member_copies(repo).await? {
+        if let Some(layer) = images.layer(&copy).await? {
             out.blobs.insert(layer.digest, layer.size);
         }
     }

@@ -6,12 +6,13 @@
 //! _tmp/<random>                                             blobs being written
 //! _uploads/<uuid>/{info,data}                               v2 upload sessions
 //! blobs/<algo>/<2 hex>/<hex>                                content-addressed bytes
-//! images/<id>/{json,ancestry,layer,_checksum,_tarsum}       v1 image
-//! images/<id>/{_inprogress,_owner}                          v1 push state, first uploader
-//! images/<id>/_repos/<flat repo>                            v1 repositories holding the image
+//! images/<id>/<owner>/{json,ancestry,layer,_checksum,_tarsum} one owner's copy of v1 image <id>
+//! images/<id>/<owner>/_lineage                              the <owner> of each id of its ancestry
+//! images/<id>/<owner>/_inprogress                           v1 push state (the uploader)
+//! images/<id>/<owner>/_repos/<flat repo>                    v1 repositories holding this copy
 //! repositories/<flat>/_tags/<tag>                           v1 tag -> image id
 //! repositories/<flat>/_tagjson/<tag>                        v1 tag metadata
-//! repositories/<flat>/_images/<id>                          v1 membership
+//! repositories/<flat>/_images/<id>                          v1 membership; holds the member copy's <owner>
 //! repositories/<flat>/_layers/<algo>/<hex>                  v2: the repository may serve a blob
 //! repositories/<flat>/_manifests/revisions/<algo>/<hex>/{data,type}
 //! repositories/<flat>/_manifests/tags/<tag>                 v2 tag -> digest
@@ -22,9 +23,15 @@
 //! repository's keys are a prefix of another's, so removing `alice/app` can never touch
 //! `alice/app/sub` (layout 1 nested names, `repositories/alice/app/sub/...` inside
 //! `repositories/alice/app/`; see `layout`).
+//!
+//! v1 image ids are global, but an image is stored per owner (layout 3; layout 2 had one
+//! `images/<id>/` per id, whoever pushed it first): `<owner>` is [`Owner::key`], `@<username>`
+//! or `~<hex>` for any other uploader name, one key component that is never `.`, `..` or empty,
+//! and never the name of a layout 2 entry. Which copy a request means is decided by who asks
+//! (see `auth::images`); a repository holds at most one copy of an id.
 
 use crate::digest::Digest;
-use crate::names::{ImageId, RepoName, TagName};
+use crate::names::{ImageCopy, ImageId, Owner, RepoName, TagName};
 
 pub const LAYOUT: &str = "_layout";
 pub const TMP: &str = "_tmp";
@@ -79,29 +86,46 @@ pub fn upload(uuid: &str) -> String {
 
 // ---- v1 images ----
 
-/// `json`, `ancestry`, `layer`, `_checksum`, `_tarsum`, `_inprogress` or `_owner`.
-pub fn image(id: &ImageId, leaf: &str) -> String {
-    format!("{IMAGES}/{id}/{leaf}")
+/// `images/<id>`: one entry per copy of the image, named by its owner's key.
+pub fn image_copies(id: &ImageId) -> String {
+    format!("{IMAGES}/{id}")
 }
 
-pub fn image_repos(id: &ImageId) -> String {
-    format!("{IMAGES}/{id}/_repos")
+/// `images/<id>/<owner>`: everything of one copy.
+pub fn image_copy(c: &ImageCopy) -> String {
+    format!("{IMAGES}/{}/{}", c.id, c.owner.key())
 }
 
-pub fn image_repo(id: &ImageId, repo: &RepoName) -> String {
-    format!("{IMAGES}/{id}/_repos/{}", repo.flat())
+/// `json`, `ancestry`, `_lineage`, `layer`, `_checksum`, `_tarsum` or `_inprogress` of a copy.
+pub fn image(c: &ImageCopy, leaf: &str) -> String {
+    format!("{}/{leaf}", image_copy(c))
 }
 
-/// The image id whose layer link `key` is (`images/<id>/layer`), for gc.
-pub fn parse_image_layer(key: &str) -> Option<&str> {
-    let rest = key.strip_prefix(IMAGES)?.strip_prefix('/')?;
-    rest.strip_suffix("/layer").filter(|id| !id.contains('/'))
+pub fn image_repos(c: &ImageCopy) -> String {
+    format!("{}/_repos", image_copy(c))
 }
 
-/// Splits a key under `images/` into the image id component and the leaf after it
-/// (`images/<id>/_repos/x` -> (`<id>`, `_repos/x`)), for walks over the v1 images.
-pub fn parse_image_key(key: &str) -> Option<(&str, &str)> {
-    key.strip_prefix(IMAGES)?.strip_prefix('/')?.split_once('/')
+pub fn image_repo(c: &ImageCopy, repo: &RepoName) -> String {
+    format!("{}/{}", image_repos(c), repo.flat())
+}
+
+/// The copy whose layer link `key` is (`images/<id>/<owner>/layer`), for gc.
+pub fn parse_image_layer(key: &str) -> Option<ImageCopy> {
+    let (id, owner, leaf) = parse_image_key(key)?;
+    let c = ImageCopy {
+        id: ImageId::parse(id).ok()?,
+        owner: Owner::from_key(owner)?,
+    };
+    (leaf == "layer").then_some(c)
+}
+
+/// Splits a key under `images/` into the id and owner components and the leaf after them
+/// (`images/<id>/<owner>/_repos/x` -> (`<id>`, `<owner>`, `_repos/x`)), for walks over the v1
+/// images. The components are as stored: check them with `ImageId::parse` and `Owner::from_key`.
+pub fn parse_image_key(key: &str) -> Option<(&str, &str, &str)> {
+    let (id, rest) = key.strip_prefix(IMAGES)?.strip_prefix('/')?.split_once('/')?;
+    let (owner, leaf) = rest.split_once('/')?;
+    Some((id, owner, leaf))
 }
 
 // ---- repositories ----
@@ -263,16 +287,23 @@ mod tests {
         let sub = RepoName::parse("alice/app/sub").unwrap();
         assert!(!repository(&sub).starts_with(&format!("{}/", repository(&repo))));
         let id = ImageId::parse(&"c".repeat(64)).unwrap();
-        assert_eq!(parse_image_layer(&image(&id, "layer")), Some(id.as_str()));
-        assert_eq!(parse_image_layer(&image(&id, "json")), None);
+        let copy = ImageCopy::new(&id, &Owner::new("alice"));
+        assert_eq!(image(&copy, "layer"), format!("images/{id}/@alice/layer"));
+        assert_eq!(parse_image_layer(&image(&copy, "layer")), Some(copy.clone()));
+        assert_eq!(parse_image_layer(&image(&copy, "json")), None);
+        // A layout 2 layer link names no copy.
+        assert_eq!(parse_image_layer(&format!("images/{id}/layer")), None);
+        assert_eq!(parse_image_layer(&format!("images/{id}/alice/layer")), None);
         assert_eq!(
             parse_repository_key(&v1_member(&repo, &id)),
             Some((repo.clone(), RepositoryEntry::V1Member(id.clone())))
         );
         assert_eq!(
-            parse_image_key(&image_repo(&id, &repo)),
-            Some((id.as_str(), "_repos/alice+app"))
+            parse_image_key(&image_repo(&copy, &repo)),
+            Some((id.as_str(), "@alice", "_repos/alice+app"))
         );
+        let nobody = ImageCopy::new(&id, &Owner::new(""));
+        assert_eq!(image(&nobody, "json"), format!("images/{id}/~/json"));
         assert_eq!(
             quarantine("1700000000", &d),
             format!("_quarantine/1700000000/sha256/{}", d.hex())

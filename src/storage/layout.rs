@@ -6,13 +6,18 @@ use super::{keys, Storage};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+mod image_copies;
+
 /// The layout `keys` describes.
-pub const CURRENT: u32 = 2;
+pub const CURRENT: u32 = 3;
 
 /// `(from, step)`: a step upgrades storage of layout `from` to `from + 1`, idempotently (a
 /// crash mid-way reruns it: the version is recorded only once the step is done).
 type Step = fn(&Storage) -> futures::future::BoxFuture<'_, std::io::Result<()>>;
-const MIGRATIONS: &[(u32, Step)] = &[(1, |s| Box::pin(flat_repository_keys(s)))];
+const MIGRATIONS: &[(u32, Step)] = &[
+    (1, |s| Box::pin(flat_repository_keys(s))),
+    (2, |s| Box::pin(image_copies::image_copies(s))),
+];
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Layout {

@@ -73,3 +73,10 @@ pub fn bind_local(path: &Path) -> io::Result<UnixListener> {
     fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
     Ok(listener)
 }
+
+/// Sets a stored file's modification time `secs` into the past (tests of garbage collection's
+/// grace period).
+pub fn backdate(path: &Path, secs: u64) -> io::Result<()> {
+    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(secs);
+    fs::File::open(path)?.set_modified(then)
+}

@@ -367,9 +367,11 @@ async fn registration_refuses_reserved_names_and_odd_passwords() {
     assert_eq!(body_json(r).await, "Username or email already exists");
 }
 
-/// Item 6: one writer per v1 image id. Two users racing `PUT json` of one id: exactly one wins
-/// and owns it. A second `PUT layer` while one streams is refused, so the stored layer always
-/// matches its checksum.
+/// Item 6: one writer per v1 image. Two users racing `PUT json` of one id, neither able to read
+/// the other's image, each get their own copy (each owns theirs; neither can write the
+/// other's). Racing it into one repository, where each could read the other's: exactly one wins
+/// and owns the repository's image. A second `PUT layer` while one streams is refused, so the
+/// stored layer always matches its checksum.
 #[tokio::test]
 async fn one_writer_per_image_id() {
     let s = Server::start("");
@@ -377,30 +379,114 @@ async fn one_writer_per_image_id() {
     s.register("bobby", "secret2").await;
     let (alice, bobby) = (basic("alice", "secret1"), basic("bobby", "secret2"));
     let c = client();
+    let put = |auth: String, id: String, json: Vec<u8>| {
+        let (c, url) = (c.clone(), s.url.clone());
+        tokio::spawn(async move {
+            let r = c
+                .put(format!("{url}/v1/images/{id}/json"))
+                .header("Authorization", auth)
+                .body(json)
+                .send()
+                .await
+                .expect("put json");
+            r.status().as_u16()
+        })
+    };
+    for round in 0..16 {
+        let id = random_id();
+        let own = |who: &str| {
+            let mut v: serde_json::Value = serde_json::from_slice(&image_json(&id, None)).unwrap();
+            v["author"] = serde_json::Value::String(who.into());
+            serde_json::to_vec(&v).unwrap()
+        };
+        let (a, b) = (
+            put(alice.clone(), id.clone(), own("alice")),
+            put(bobby.clone(), id.clone(), own("bobby")),
+        );
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        assert_eq!((a, b), (200, 200), "each pushes their own copy");
+        if round >= 2 {
+            continue;
+        }
+        // Each writes only their own copy, and reads back only their own.
+        for (who, auth, layer) in [("alice", &alice, vec![1u8; 10]), ("bobby", &bobby, vec![2u8; 20])] {
+            let r = c
+                .put(format!("{}/v1/images/{id}/layer", s.url))
+                .header("Authorization", auth)
+                .body(layer.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{who} writes the layer");
+            let img = Image {
+                id: id.clone(),
+                parent: None,
+                json: own(who),
+                layer,
+            };
+            let r = c
+                .put(format!("{}/v1/images/{id}/checksum", s.url))
+                .header("Authorization", auth)
+                .header("X-Docker-Checksum-Payload", img.payload_checksum())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{who}'s checksum matches {who}'s json and layer");
+        }
+        for (who, auth, size) in [("alice", &alice, 10), ("bobby", &bobby, 20)] {
+            let r = c
+                .get(format!("{}/v1/images/{id}/json", s.url))
+                .header("Authorization", auth)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.headers()["x-docker-size"], size.to_string().as_str(), "{who}");
+            assert_eq!(
+                r.bytes().await.unwrap().as_ref(),
+                own(who).as_slice(),
+                "{who} reads their own"
+            );
+        }
+    }
+
+    // Into one repository both may write: the repository holds one image of an id.
+    let r = c
+        .put(format!("{}/v1/repositories/alice/shared/", s.url))
+        .header("Authorization", &alice)
+        .json(&serde_json::json!([]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c
+        .put(format!("{}/v1/repositories/alice/shared/collaborators/bobby", s.url))
+        .header("Authorization", &alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "bobby collaborates");
+    let tokens = [
+        token_auth(&write_token(&s.url, ("alice", "secret1"), "alice/shared").await),
+        token_auth(&write_token(&s.url, ("bobby", "secret2"), "alice/shared").await),
+    ];
     for _ in 0..16 {
         let id = random_id();
-        let put = |auth: String| {
-            let (c, url, id) = (c.clone(), s.url.clone(), id.clone());
-            tokio::spawn(async move {
-                let r = c
-                    .put(format!("{url}/v1/images/{id}/json"))
-                    .header("Authorization", auth)
-                    .body(image_json(&id, None))
-                    .send()
-                    .await
-                    .expect("put json");
-                r.status().as_u16()
-            })
-        };
-        let (a, b) = (put(alice.clone()), put(bobby.clone()));
+        let (a, b) = (
+            put(tokens[0].clone(), id.clone(), image_json(&id, None)),
+            put(tokens[1].clone(), id.clone(), image_json(&id, None)),
+        );
         let (a, b) = (a.await.unwrap(), b.await.unwrap());
         assert_eq!(
             [a, b].iter().filter(|s| **s == 200).count(),
             1,
-            "exactly one of two racing PUT json wins: {a} {b}"
+            "exactly one of two racing PUT json into one repository wins: {a} {b}"
         );
         assert!([a, b].contains(&409), "the other gets 409: {a} {b}");
-        let (winner, loser) = if a == 200 { (&alice, &bobby) } else { (&bobby, &alice) };
+        let (winner, loser) = if a == 200 {
+            (&tokens[0], &tokens[1])
+        } else {
+            (&tokens[1], &tokens[0])
+        };
         // The loser cannot write the winner's image in any way.
         let r = c
             .put(format!("{}/v1/images/{id}/layer", s.url))

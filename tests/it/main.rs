@@ -17,4 +17,5 @@ mod slow_clients;
 mod ui;
 mod v1_errors;
 mod v1_flows;
+mod v1_layout;
 mod v2;

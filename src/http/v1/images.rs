@@ -1,12 +1,12 @@
 //! `/v1/images/{id}/{json,layer,checksum,ancestry}`: the v1 push and pull of image data.
 
 use super::ok_true;
-use crate::auth::Identity;
-use crate::error::{AppError, AppResult};
+use crate::auth::{Identity, Uploader};
+use crate::error::{AppError, AppResult, Kind};
 use crate::http::access::Caller;
 use crate::http::header_str;
 use crate::http::uploads::{has_body, take_slot, TimedBody};
-use crate::names::ImageId;
+use crate::names::{ImageCopy, ImageId};
 use crate::registry::v1::images::parse_image_json;
 use crate::state::AppState;
 use actix_web::http::{header, StatusCode};
@@ -29,29 +29,39 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/images/{id}/ancestry", web::get().to(get_ancestry));
 }
 
-/// Cacheable image reads: ids are immutable, so a year is safe (PYREG does the same).
+/// How long a client may keep an image read: a copy never changes once complete, so a year is
+/// safe (PYREG does the same). But which copy an id means depends on who asks, and a private
+/// image is for its readers only: never `public`, which would let a shared cache hand one
+/// caller's answer to another.
+const IMAGE_CACHE: &str = "private, max-age=31536000";
+
 fn cacheable(status: StatusCode) -> actix_web::HttpResponseBuilder {
     let mut b = HttpResponse::build(status);
     let expires = std::time::SystemTime::now() + std::time::Duration::from_secs(365 * 24 * 3600);
-    b.insert_header((header::CACHE_CONTROL, "public, max-age=31536000"))
+    b.insert_header((header::CACHE_CONTROL, IMAGE_CACHE))
         .insert_header((header::EXPIRES, httpdate::fmt_http_date(expires)));
     b
 }
 
-/// Who is asking, and may they read this complete image. The access check comes first, so a
-/// token is checked (by the index, when delegated) before anything about the image is told.
-async fn readable(state: &AppState, who: &Identity, id: &ImageId) -> AppResult<()> {
-    state.gate.check_image_read(who, &state.images, id).await?;
-    if !state.images.exists(id).await? {
-        return Err(AppError::not_found("Image not found"));
-    }
-    state.images.require_complete(id).await
+/// The copy of `id` this caller reads, complete: 404 when they may read none, whatever others
+/// hold under that id; 400 while it is being uploaded.
+async fn readable(state: &AppState, who: &Identity, id: &ImageId) -> AppResult<ImageCopy> {
+    let image = state.gate.image_for_read(who, &state.images, id, None).await?;
+    state.images.require_complete(&image).await?;
+    Ok(image)
+}
+
+/// The copy a write of `id` goes to (see `Gate::image_for_write`), and who writes.
+async fn target(state: &AppState, who: &Identity, id: &ImageId) -> AppResult<(ImageCopy, Uploader)> {
+    let uploader = state.gate.check_image_write(who).await?;
+    let image = state.gate.image_for_write(who, &state.images, id, &uploader).await?;
+    Ok((image, uploader))
 }
 
 async fn get_json(state: web::Data<AppState>, Caller(who): Caller, id: web::Path<String>) -> AppResult<HttpResponse> {
     let id = ImageId::parse(&id)?;
-    readable(&state, &who, &id).await?;
-    let image = state.images.json(&id).await?;
+    let image = readable(&state, &who, &id).await?;
+    let image = state.images.json(&image).await?;
     let mut resp = cacheable(StatusCode::OK);
     resp.content_type("application/json");
     if let Some(size) = image.size {
@@ -71,22 +81,28 @@ async fn put_json(
 ) -> AppResult<HttpResponse> {
     let id = ImageId::parse(&id)?;
     let uploader = state.gate.check_image_write(&who).await?;
-    let parent = parse_image_json(&id, &body)?;
-    if let Some(p) = &parent {
+    let parent = match parse_image_json(&id, &body)? {
         // A parent the uploader may not read does not exist for them: the same answer as none.
-        let readable =
-            state.images.exists(p).await? && state.gate.check_image_read(&who, &state.images, p).await.is_ok();
-        if !readable {
-            return Err(AppError::bad_request("Image depends on a non existing parent"));
-        }
-    }
+        Some(p) => Some(
+            state
+                .gate
+                .image_for_read(&who, &state.images, &p, uploader.repo.as_ref())
+                .await
+                .map_err(|e| match e.kind {
+                    Kind::NotFound => AppError::bad_request("Image depends on a non existing parent"),
+                    _ => e,
+                })?,
+        ),
+        None => None,
+    };
+    let image = state.gate.image_for_write(&who, &state.images, &id, &uploader).await?;
     state
         .images
-        .put_json(&id, body, parent.as_ref(), &uploader.name)
+        .put_json(&image, body, parent.as_ref(), &uploader.owner())
         .await?;
     if let Some(repo) = &uploader.repo {
         // A token names the repository the image is pushed into.
-        state.v1_repos.add_member(repo, &id).await?;
+        state.v1_repos.add_member(repo, &image).await?;
     }
     Ok(ok_true())
 }
@@ -99,14 +115,14 @@ async fn put_layer(
     body: web::Payload,
 ) -> AppResult<HttpResponse> {
     let id = ImageId::parse(&id)?;
-    let uploader = state.gate.check_image_write(&who).await?.name;
+    let (image, uploader) = target(&state, &who, &id).await?;
     let _slot = match has_body(&req) {
-        true => take_slot(&state, &req, Some(&uploader))?,
+        true => take_slot(&state, &req, Some(&uploader.name))?,
         false => None,
     };
     state
         .images
-        .put_layer(&id, &uploader, TimedBody::new(&state, body))
+        .put_layer(&image, &uploader.owner(), TimedBody::new(&state, body))
         .await?;
     Ok(ok_true())
 }
@@ -118,10 +134,13 @@ async fn put_checksum(
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let id = ImageId::parse(&id)?;
-    let uploader = state.gate.check_image_write(&who).await?.name;
+    let (image, uploader) = target(&state, &who, &id).await?;
     let payload = header_str(&req, "X-Docker-Checksum-Payload");
     let tarsum = header_str(&req, "X-Docker-Checksum");
-    state.images.put_checksum(&id, &uploader, payload, tarsum).await?;
+    state
+        .images
+        .put_checksum(&image, &uploader.owner(), payload, tarsum)
+        .await?;
     Ok(ok_true())
 }
 
@@ -132,17 +151,17 @@ async fn get_layer(
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let id = ImageId::parse(&id)?;
-    readable(&state, &who, &id).await?;
+    let image = readable(&state, &who, &id).await?;
     let link = state
         .images
-        .layer(&id)
+        .layer(&image)
         .await?
         .ok_or_else(|| AppError::not_found("Image layer not found"))?;
     // The link without its blob (quarantined by `skiff check --repair`, or lost): absent, as on
     // v2, so the layer can be pushed again; not a 500.
     if state.storage.blob_size(&link.digest).await?.is_none() {
         log::warn!(
-            "v1 image {id}: layer blob {} is missing (see `skiff check`)",
+            "v1 image {image}: layer blob {} is missing (see `skiff check`)",
             link.digest
         );
         return Err(AppError::not_found("Image layer not found"));
@@ -155,7 +174,7 @@ async fn get_layer(
         "application/octet-stream",
         |r| {
             r.insert_header(("X-Docker-Size", link.size.to_string()))
-                .insert_header((header::CACHE_CONTROL, "public, max-age=31536000"));
+                .insert_header((header::CACHE_CONTROL, IMAGE_CACHE));
         },
     )
     .await
@@ -167,7 +186,7 @@ async fn get_ancestry(
     id: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let id = ImageId::parse(&id)?;
-    readable(&state, &who, &id).await?;
-    let raw = state.images.ancestry_raw(&id).await?;
+    let image = readable(&state, &who, &id).await?;
+    let raw = state.images.ancestry_raw(&image).await?;
     Ok(cacheable(StatusCode::OK).content_type("application/json").body(raw))
 }

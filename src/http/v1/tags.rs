@@ -75,17 +75,15 @@ async fn put_tag(
     let V1Access { who, repo, .. } = access;
     let tag = TagName::parse(&tag)?;
     let id = tag_target(&body)?;
-    if !state.images.exists(&id).await? {
-        return Err(AppError::not_found("Image not found"));
-    }
-    state.gate.check_image_read(&who, &state.images, &id).await?;
-    state.images.require_complete(&id).await?;
+    // The copy of that id the pusher reads, preferring the one this repository already holds.
+    let image = state.gate.image_for_read(&who, &state.images, &id, Some(&repo)).await?;
+    state.images.require_complete(&image).await?;
     let agent = req
         .headers()
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    state.v1_repos.put(&repo, &tag, &id, agent).await?;
+    state.v1_repos.put(&repo, &tag, &image, agent).await?;
     if who.username().is_some() {
         // Data pushed without an index call first (plain registry clients) still gets a record,
         // so ownership and visibility apply to it.

@@ -1,7 +1,8 @@
 //! `skiff check`: verifies the store against itself. Every blob is hashed (streamed, never held
 //! in memory) and compared with the digest it is stored under, and every reference is followed:
-//! v1 tags -> complete images; v1 images -> json, parent, ancestry, layer (in the blob store, of
-//! the recorded size, matching the recorded payload checksum); repository memberships -> images;
+//! v1 tags -> complete images (the copy the repository holds); v1 images (each owner's copy) ->
+//! json, parent, ancestry and lineage, layer (in the blob store, of the recorded size, matching
+//! the recorded payload checksum); repository memberships -> image copies;
 //! v2 tags -> manifests; manifests -> they parse, hash to their digest, and what they reference
 //! (blobs in the store and linked in the repository, descriptor sizes, child manifests);
 //! blob links -> blobs.
@@ -25,7 +26,7 @@ use super::v2::repositories::V2Repositories;
 use crate::clock::now_secs;
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::AppError;
-use crate::names::{ImageId, RepoName, TagName};
+use crate::names::{ImageCopy, ImageId, Owner, RepoName, TagName};
 use crate::storage::keys::{self, RepositoryEntry};
 use crate::storage::Storage;
 use bytes::Bytes;
@@ -162,10 +163,10 @@ struct Checker<'a> {
     report: Report,
     /// Every blob in the store and its size.
     blobs: BTreeMap<Digest, (String, u64)>,
-    image_states: HashMap<String, State>,
-    /// v1 images whose layer is this blob, with their recorded payload checksum: verified in
-    /// the same pass that hashes the blob.
-    layer_users: HashMap<Digest, Vec<(ImageId, Digest)>>,
+    image_states: HashMap<ImageCopy, State>,
+    /// v1 image copies whose layer is this blob, with their recorded payload checksum: verified
+    /// in the same pass that hashes the blob.
+    layer_users: HashMap<Digest, Vec<(ImageCopy, Digest)>>,
     /// Names this run's quarantine directory.
     stamp: String,
 }
@@ -254,16 +255,7 @@ impl Checker<'_> {
                 }
                 RepositoryEntry::V2Tag(tag) => v2_tags.push((repo, tag, key)),
                 RepositoryEntry::V1Tag(tag) => self.v1_tag(&repo, &tag, &key).await?,
-                RepositoryEntry::V1Member(id) => {
-                    self.report.counts.v1_members += 1;
-                    if self.image_state(&id).await?.is_none() && self.storage.exists(&key).await? {
-                        self.problem(
-                            Kind::V1Member,
-                            &key,
-                            format!("{repo} lists image {id} as a member, which does not exist"),
-                        );
-                    }
-                }
+                RepositoryEntry::V1Member(id) => self.v1_member(&repo, &id, &key).await?,
                 RepositoryEntry::Other(_) => {}
             }
         }
@@ -314,12 +306,12 @@ impl Checker<'_> {
         for (d, (key, size)) in &blobs {
             let mut users = Vec::new();
             let mut hashers = vec![Hasher::new(d.algorithm())];
-            for (id, sum) in self.layer_users.remove(d).unwrap_or_default() {
-                if let Some(json) = self.storage.get(&keys::image(&id, "json")).await? {
+            for (copy, sum) in self.layer_users.remove(d).unwrap_or_default() {
+                if let Some(json) = self.storage.get(&keys::image(&copy, "json")).await? {
                     let mut prefix = json.to_vec();
                     prefix.push(b'\n');
                     hashers.push(Hasher::with_prefix(Algorithm::Sha256, &prefix));
-                    users.push((id, sum));
+                    users.push((copy, sum));
                 }
             }
             let read = self.hash(key, *size, &mut hashers, &mut p, progress).await;
@@ -345,11 +337,11 @@ impl Checker<'_> {
                 }
                 continue; // the payload checksums of its images fail for the same reason
             }
-            for ((id, recorded), payload) in users.into_iter().zip(hashers) {
+            for ((copy, recorded), payload) in users.into_iter().zip(hashers) {
                 if payload != recorded {
                     self.problem(
                         Kind::V1Image,
-                        keys::image(&id, "_checksum"),
+                        keys::image(&copy, "_checksum"),
                         format!("payload checksum of json + layer is {payload}, the image records {recorded}"),
                     );
                 }

@@ -5,20 +5,22 @@ fn body(parts: &[&'static [u8]]) -> futures::stream::Iter<std::vec::IntoIter<Res
     futures::stream::iter(items)
 }
 
-/// A complete v1 image pushed through the domain API, as the HTTP handlers do.
-async fn push(images: &Images, id: &ImageId, parent: Option<&ImageId>, layer: &'static [u8]) -> LayerLink {
+/// A complete v1 image (alice's copy) pushed through the domain API, as the HTTP handlers do.
+async fn push(images: &Images, copy: &ImageCopy, parent: Option<&ImageCopy>, layer: &'static [u8]) -> LayerLink {
+    let id = &copy.id;
     let json = match parent {
-        Some(p) => format!("{{\"id\":\"{id}\",\"parent\":\"{p}\"}}"),
+        Some(p) => format!("{{\"id\":\"{id}\",\"parent\":\"{}\"}}", p.id),
         None => format!("{{\"id\":\"{id}\"}}"),
     };
+    let alice = Owner::new("alice");
     images
-        .put_json(id, Bytes::from(json.clone()), parent, "alice")
+        .put_json(copy, Bytes::from(json.clone()), parent, &alice)
         .await
         .expect("json");
-    let link = images.put_layer(id, "alice", body(&[layer])).await.expect("layer");
+    let link = images.put_layer(copy, &alice, body(&[layer])).await.expect("layer");
     let payload = Digest::sha256_of(&[json.as_bytes(), b"\n", layer].concat());
     images
-        .put_checksum(id, "alice", Some(&payload.to_string()), None)
+        .put_checksum(copy, &alice, Some(&payload.to_string()), None)
         .await
         .expect("checksum");
     link
@@ -32,8 +34,10 @@ async fn check(storage: &Storage) -> Report {
     run(storage, &opts, &mut |_| {}).await.expect("check")
 }
 
-fn id(c: char) -> ImageId {
-    ImageId::parse(&c.to_string().repeat(64)).expect("id")
+/// Alice's copy of image `cccc...`.
+fn id(c: char) -> ImageCopy {
+    let id = ImageId::parse(&c.to_string().repeat(64)).expect("id");
+    ImageCopy::new(&id, &Owner::new("alice"))
 }
 
 /// v1 consistency: a clean chain has no problems; then an ancestry that skips the parent, a
@@ -53,7 +57,10 @@ async fn v1_parent_ancestry_size_and_payload_are_checked() {
     assert_eq!((clean.counts.v1_images, clean.counts.blobs), (3, 3));
 
     storage
-        .put(&keys::image(&child, "ancestry"), Bytes::from(format!("[\"{child}\"]")))
+        .put(
+            &keys::image(&child, "ancestry"),
+            Bytes::from(format!("[\"{}\"]", child.id)),
+        )
         .await
         .expect("put");
     let wrong = LayerLink {
@@ -78,7 +85,7 @@ async fn v1_parent_ancestry_size_and_payload_are_checked() {
     storage
         .put(
             &keys::image(&orphan, "json"),
-            Bytes::from(format!("{{\"id\":\"{orphan}\",\"parent\":\"{}\"}}", id('e'))),
+            Bytes::from(format!("{{\"id\":\"{}\",\"parent\":\"{}\"}}", orphan.id, id('e').id)),
         )
         .await
         .expect("put");
@@ -153,4 +160,72 @@ async fn repair_quarantines_and_keeps_the_bytes() {
         "good blob stays"
     );
     assert_eq!(check(&storage).await.problems, vec![], "clean after the repair");
+}
+
+/// Copies: two owners' copies of one id check clean side by side; a lineage that does not start
+/// with its own owner, a membership naming a copy that is not stored and a tag whose image its
+/// repository does not hold are each reported on their key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_copies_lineages_and_memberships_are_checked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let storage = Storage::open_fs(dir.path()).await.expect("open");
+    let images = Images::new(storage.clone());
+    let base = id('a');
+    push(&images, &base, None, b"alice's layer").await;
+    // Bobby's copy of the same id, on nothing.
+    let bobby = Owner::new("bobby");
+    let theirs = ImageCopy::new(&base.id, &bobby);
+    let json = format!("{{\"id\":\"{}\",\"author\":\"bobby\"}}", base.id);
+    images
+        .put_json(&theirs, Bytes::from(json.clone()), None, &bobby)
+        .await
+        .expect("json");
+    images
+        .put_layer(&theirs, &bobby, body(&[b"bobby's layer"]))
+        .await
+        .expect("layer");
+    let payload = Digest::sha256_of(&[json.as_bytes(), b"\n", b"bobby's layer"].concat());
+    images
+        .put_checksum(&theirs, &bobby, Some(&payload.to_string()), None)
+        .await
+        .expect("checksum");
+    let repos = crate::registry::v1::repositories::V1Repositories::new(images.clone());
+    let (app, other) = (
+        RepoName::parse("alice/app").expect("name"),
+        RepoName::parse("bobby/app").expect("name"),
+    );
+    let latest = TagName::parse("latest").expect("tag");
+    repos.put(&app, &latest, &base, "").await.expect("tag");
+    repos.put(&other, &latest, &theirs, "").await.expect("tag");
+    let clean = check(&storage).await;
+    assert_eq!(clean.problems, vec![], "two copies of one id");
+    assert_eq!((clean.counts.v1_images, clean.counts.v1_members), (2, 2));
+
+    storage
+        .put(&keys::image(&theirs, "_lineage"), Bytes::from_static(b"[\"@alice\"]"))
+        .await
+        .expect("put");
+    storage
+        .put(&keys::v1_member(&app, &base.id), Bytes::from_static(b"@carol"))
+        .await
+        .expect("put");
+    let stray = RepoName::parse("bobby/stray").expect("name");
+    storage
+        .put(&keys::v1_tag(&stray, &latest), Bytes::from(base.id.to_string()))
+        .await
+        .expect("put");
+    let report = check(&storage).await;
+    for (key, what) in [
+        (keys::image(&theirs, "_lineage"), "not with the copy's own owner"),
+        (keys::v1_member(&app, &base.id), "which does not exist"),
+        (keys::v1_tag(&app, &latest), "which does not exist"),
+        (keys::v1_tag(&stray, &latest), "is not a member of the repository"),
+    ] {
+        assert!(
+            report.problems.iter().any(|p| p.key == key && p.what.contains(what)),
+            "{key}: {what} in {:#?}",
+            report.problems
+        );
+    }
+    assert_eq!(report.problems.len(), 4, "{:#?}", report.problems);
 }

@@ -1,23 +1,43 @@
 //! v1 repositories in the registry's storage: tags, tag metadata and which images belong to the
 //! repository. Keys under `repositories/<name>/`: `_tags/<tag>` (image id), `_tagjson/<tag>`,
-//! `_images/<id>` (membership, mirrored by `images/<id>/_repos/<repo>`).
+//! `_images/<id>` (membership: holds the key of the member copy's owner, mirrored by
+//! `images/<id>/<owner>/_repos/<repo>`). A repository holds at most one copy of an id: v1
+//! clients name images by id alone, and a repository's readers read the copy it holds.
 
 use super::images::Images;
 use crate::clock::now_secs;
 use crate::error::{AppError, AppResult};
-use crate::names::{ImageId, RepoName, TagName};
+use crate::names::{ImageCopy, ImageId, Owner, RepoName, TagName};
 use crate::storage::keys;
 use bytes::Bytes;
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+/// How many locks membership changes are spread over (by image id).
+const STRIPES: usize = 64;
 
 #[derive(Clone)]
 pub struct V1Repositories {
     images: Images,
+    /// Membership changes of one id are made one at a time: a repository holds at most one copy
+    /// of an id, so two pushes racing to put theirs there must not both win. Striped by id, held
+    /// only for a look and a write or two.
+    member_locks: Arc<[tokio::sync::Mutex<()>]>,
 }
 
 impl V1Repositories {
     pub fn new(images: Images) -> V1Repositories {
-        V1Repositories { images }
+        V1Repositories {
+            images,
+            member_locks: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+        }
+    }
+
+    fn member_lock(&self, id: &ImageId) -> &tokio::sync::Mutex<()> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut h);
+        &self.member_locks[(h.finish() % STRIPES as u64) as usize]
     }
 
     fn storage(&self) -> &crate::storage::Storage {
@@ -47,11 +67,11 @@ impl V1Repositories {
         }
     }
 
-    /// Points `tag` at a complete image and makes the image and its ancestors members of the
-    /// repository (that is what lets the repository's readers read them).
-    pub async fn put(&self, repo: &RepoName, tag: &TagName, id: &ImageId, user_agent: &str) -> AppResult<()> {
-        let ancestry = self.images.ancestry(id).await?;
-        for member in &ancestry {
+    /// Points `tag` at a complete image and makes the image and its ancestors (the very copies
+    /// it was built on) members of the repository: that is what lets the repository's readers
+    /// read them.
+    pub async fn put(&self, repo: &RepoName, tag: &TagName, image: &ImageCopy, user_agent: &str) -> AppResult<()> {
+        for member in &self.images.lineage(image).await? {
             self.add_member(repo, member).await?;
         }
         self.storage()
@@ -61,18 +81,42 @@ impl V1Repositories {
             )
             .await?;
         self.storage()
-            .put(&keys::v1_tag(repo, tag), Bytes::copy_from_slice(id.as_str().as_bytes()))
+            .put(
+                &keys::v1_tag(repo, tag),
+                Bytes::copy_from_slice(image.id.as_str().as_bytes()),
+            )
             .await?;
         Ok(())
     }
 
-    pub async fn add_member(&self, repo: &RepoName, id: &ImageId) -> AppResult<()> {
-        let marker = keys::v1_member(repo, id);
-        if !self.storage().exists(&marker).await? {
-            self.images.add_repo(id, repo).await?;
-            self.storage().put(&marker, Bytes::new()).await?;
+    /// Makes `copy` the repository's image of its id. 409 if the repository already holds
+    /// another stored copy of that id (whoever asks can read the repository: no secret told).
+    pub async fn add_member(&self, repo: &RepoName, copy: &ImageCopy) -> AppResult<()> {
+        let _one_at_a_time = self.member_lock(&copy.id).lock().await;
+        let marker = keys::v1_member(repo, &copy.id);
+        if let Some(held) = self.member_owner(repo, &copy.id).await? {
+            if held == copy.owner {
+                return Ok(());
+            }
+            let other = ImageCopy::new(&copy.id, &held);
+            if self.images.exists(&other).await? {
+                return Err(AppError::conflict(format!(
+                    "Image already exists: {repo} holds another image with id {}",
+                    copy.id
+                )));
+            }
+            // The copy it named is gone (damage `skiff check` reports): the new one replaces it.
+            self.images.remove_repo(&other, repo).await?;
         }
+        self.images.add_repo(copy, repo).await?;
+        self.storage().put(&marker, Bytes::from(copy.owner.key())).await?;
         Ok(())
+    }
+
+    /// The owner of the copy of `id` the repository holds, as its membership names it.
+    async fn member_owner(&self, repo: &RepoName, id: &ImageId) -> AppResult<Option<Owner>> {
+        let raw = self.storage().get(&keys::v1_member(repo, id)).await?;
+        Ok(raw.and_then(|r| Owner::from_key(&String::from_utf8_lossy(&r))))
     }
 
     pub async fn members(&self, repo: &RepoName) -> AppResult<Vec<ImageId>> {
@@ -98,9 +142,20 @@ impl V1Repositories {
     }
 
     /// Removes the repository's tags and memberships; the images stay for garbage collection.
-    pub async fn delete_repo(&self, repo: &RepoName) -> AppResult<bool> {
+    /// The image copies the repository holds.
+    pub async fn member_copies(&self, repo: &RepoName) -> AppResult<Vec<ImageCopy>> {
+        let mut out = Vec::new();
         for id in self.members(repo).await? {
-            self.images.remove_repo(&id, repo).await?;
+            if let Some(owner) = self.member_owner(repo, &id).await? {
+                out.push(ImageCopy::new(&id, &owner));
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn delete_repo(&self, repo: &RepoName) -> AppResult<bool> {
+        for copy in self.member_copies(repo).await? {
+            self.images.remove_repo(&copy, repo).await?;
         }
         Ok(self.storage().delete_all(&keys::repository(repo)).await?)
     }
