@@ -98,6 +98,9 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let server = serve(state.clone(), Some(listener), local.as_deref())?;
     // Tests and scripts read this line to learn the port when listening on :0.
     println!("skiff listening on http://{addr}");
+    for line in startup_notes(&state, addr).await {
+        println!("skiff: {line}");
+    }
     let _ = std::io::stdout().flush();
     let result = server.await;
     if let Some(ix) = state.index.as_ref() {
@@ -132,6 +135,42 @@ fn serve(
             .configure(|cfg| http::configure(cfg, state.clone()))
     })
     .map_err(StartError::Serve)
+}
+
+/// What an operator should know at start-up: who can reach the server, who can sign up, and
+/// how to make the first administrator.
+async fn startup_notes(state: &AppState, addr: std::net::SocketAddr) -> Vec<String> {
+    let mut notes = Vec::new();
+    if addr.ip().is_unspecified() {
+        notes.push(format!(
+            "listening on every interface (port {}): anyone who can reach this host can connect; set `listen` to narrow it",
+            addr.port()
+        ));
+    }
+    let Some(ix) = &state.index else {
+        return notes;
+    };
+    notes.push(match state.config.index.registration {
+        config::Registration::Open => {
+            "registration = \"open\": anyone who can reach the server can create an account".to_string()
+        }
+        config::Registration::Activation => {
+            "registration = \"activation\": new accounts wait for an admin to activate them".to_string()
+        }
+        config::Registration::Closed => "registration = \"closed\": only an operator creates accounts".to_string(),
+    });
+    let has_admin = ix
+        .run(|ix| ix.users())
+        .await
+        .map(|users| users.iter().any(|u| u.admin && u.active))
+        .unwrap_or(true);
+    if !has_admin {
+        notes.push(
+            "no administrator yet: on this host, run `echo 'PASSWORD' | skiff user add NAME --email EMAIL --admin`"
+                .to_string(),
+        );
+    }
+    notes
 }
 
 /// Runs a garbage collection every `gc.interval_secs`, when set (skipped while one runs).

@@ -350,3 +350,43 @@ async fn local_socket_and_health() {
     let (st, body) = call(&s, M::GET, "/api/v1/nothing", None, None).await;
     assert_eq!(st, 404, "{body}");
 }
+
+/// The start-up lines say who may sign up and, on a server with no administrator, how to make
+/// one.
+#[test]
+fn startup_says_how_to_begin() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let config = Server::write_config(tmp.path(), "");
+    let mut child = std::process::Command::new(skiff_bin())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(10)) {
+        let done = line.contains("no administrator yet");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = lines.join("\n");
+    assert!(text.contains("skiff listening on http://127.0.0.1:"), "{text}");
+    assert!(
+        text.contains("registration = \"open\": anyone who can reach the server can create an account"),
+        "{text}"
+    );
+    assert!(text.contains("skiff user add NAME --email EMAIL --admin"), "{text}");
+}
