@@ -53,7 +53,7 @@ impl FromRequest for ApiCaller {
                     "Sign in: the management API takes an account's name and password (HTTP Basic)",
                 )),
                 _ => Err(AppError::unauthorized(
-                    "The management API takes an account's name and password (HTTP Basic), not a registry token",
+                    "The management API takes an account's name and password (HTTP Basic), not a token",
                 )),
             }
         })
