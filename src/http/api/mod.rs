@@ -4,6 +4,7 @@
 //! Skiff" section for every route.
 
 mod repos;
+mod tokens;
 mod users;
 
 use crate::auth::Identity;
@@ -23,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("/api/v1")
             .configure(users::configure)
             .configure(repos::configure)
+            .configure(tokens::configure)
             .default_service(web::to(no_route)),
     );
 }
