@@ -1,8 +1,8 @@
-//! The `skiff` command: `serve` runs the server; `user ...` and `repo ...` manage accounts and
-//! repositories through the management API (the running server's, over its local socket, or
-//! one started for the command on a stopped server's data); `gc` removes unreferenced blobs and
-//! `check` verifies the store (`--repair` quarantines corrupt blobs); `config` shows or checks
-//! the configuration.
+//! The `skiff` command: `serve` runs the server; `user ...`, `repo ...` and `token ...` manage
+//! accounts, repositories and access tokens through the management API (the running server's,
+//! over its local socket, or one started for the command on a stopped server's data); `gc`
+//! removes unreferenced blobs and `check` verifies the store (`--repair` quarantines corrupt
+//! blobs); `config` shows or checks the configuration.
 
 mod cli;
 
@@ -38,6 +38,9 @@ enum Command {
     /// Manage repositories: list, delete, visibility, description, collaborators.
     #[command(subcommand)]
     Repo(cli::RepoCommand),
+    /// Manage access tokens and robot accounts: create (the secret is shown once), list, rm.
+    #[command(subcommand)]
+    Token(cli::TokenCommand),
     /// Delete blobs nothing refers to any more, beside a running server (through its local
     /// socket) or on a stopped one's data.
     Gc {
@@ -100,6 +103,7 @@ fn main() -> ExitCode {
         Command::Serve => serve(config),
         Command::User(cmd) => cli::user(&config, cmd, read_password),
         Command::Repo(cmd) => cli::repo(&config, cmd),
+        Command::Token(cmd) => cli::token(&config, cmd),
         Command::Gc { dry_run } => gc(config, dry_run),
         Command::Check { .. } => Ok(()),
         Command::Config(ConfigCommand::Show) => {

@@ -62,7 +62,16 @@ impl Gate {
         if let Some(user) = user {
             let own = ImageCopy::new(id, &Owner::new(user));
             if images.exists(&own).await? {
-                return Ok(own);
+                // An access token reads its owner's copy through the repositories its scopes
+                // open, or while the copy is in no repository yet (mid-push); a password reads
+                // it outright.
+                let scoped = who.pat_id().is_some();
+                if !scoped
+                    || images.some_member_repos(&own, 1).await?.0.is_empty()
+                    || self.copy_readable(who, images, &own).await?
+                {
+                    return Ok(own);
+                }
             }
         }
         for owner in images.copies(id).await? {
@@ -141,6 +150,13 @@ impl Gate {
                 name: p.name.clone(),
                 repo: None,
             }),
+            // As the owner, like a password would; the image joins a repository only through a
+            // tag or an image list, each checked against the token's scopes.
+            Identity::Pat(p, _) if p.may_push_somewhere() => Ok(Uploader {
+                name: p.owner.clone(),
+                repo: None,
+            }),
+            Identity::Pat(..) => Err(AppError::forbidden("This access token may not push")),
             Identity::Bearer(..) => Err(AppError::unauthorized("bearer tokens are for the v2 API")),
         }
     }

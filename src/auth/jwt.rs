@@ -38,6 +38,10 @@ pub struct Claims {
     /// issued it, on every use.
     #[serde(default)]
     pub gen: u64,
+    /// The access token it was issued on, if any: the issuing index honours it only while that
+    /// token lives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pat: Option<String>,
 }
 
 impl Claims {
@@ -216,6 +220,7 @@ mod tests {
                 actions: vec!["pull".into()],
             }],
             gen: 0,
+            pat: None,
         };
         let token = signer.sign(&claims).unwrap();
         let keys = Verifier::keys_from_jwks(&signer.jwks());

@@ -8,6 +8,7 @@
 pub mod credentials;
 pub mod images;
 pub mod jwt;
+mod pats;
 pub mod policy;
 pub mod remote;
 pub mod scopes;
@@ -15,7 +16,7 @@ pub mod throttle;
 
 use crate::error::{AppError, AppResult};
 use crate::index::password;
-use crate::index::{Access, Index, Repo, TokenGrant};
+use crate::index::{Access, Index, Pat, Repo, TokenGrant};
 use crate::names::RepoName;
 use actix_web::http::header;
 use actix_web::HttpRequest;
@@ -37,6 +38,9 @@ pub enum Identity {
     Token(TokenGrant, Holder),
     /// A v2 bearer token (JWT) listing repositories and actions, on behalf of `sub`.
     Bearer(jwt::Claims, Holder),
+    /// An access token (personal or a robot's) sent as a Basic password: its scopes, on behalf
+    /// of its owner.
+    Pat(Pat, Holder),
     /// A v1 token on a delegated registry: unchecked until the external index confirms an
     /// access (every `check` asks it, through a short cache).
     Delegated(TokenClaim),
@@ -64,15 +68,28 @@ pub enum Holder {
 }
 
 impl Identity {
-    /// The account acting, if any (a token acts for the user it was issued to).
+    /// The account acting, if any (a token acts for the user it was issued to, an access
+    /// token for its owner: what it creates is the owner's).
     pub fn username(&self) -> Option<&str> {
         match self {
             Identity::Anonymous | Identity::Delegated(_) => None,
             Identity::User(p) => Some(&p.name),
             Identity::Token(g, _) => Some(&g.user),
             Identity::Bearer(c, _) => Some(&c.sub),
+            Identity::Pat(p, _) => Some(&p.owner),
         }
     }
+
+    /// The access token behind this caller: signed in with it, or holding a token issued on it.
+    pub fn pat_id(&self) -> Option<&str> {
+        match self {
+            Identity::Pat(p, _) => Some(&p.id),
+            Identity::Token(g, _) => g.pat.as_deref(),
+            Identity::Bearer(c, _) => c.pat.as_deref(),
+            _ => None,
+        }
+    }
+
     pub fn is_admin(&self) -> bool {
         matches!(self, Identity::User(p) if p.admin)
     }
@@ -361,18 +378,21 @@ impl Gate {
         }
         match creds {
             Credentials::None => Ok(Identity::Anonymous),
+            Credentials::Basic { user, password } if crate::index::pats::is_secret(&password) => {
+                self.pat_login(&user, &password, self.client_address(req)).await
+            }
             Credentials::Basic { user, password } => self
                 .login(&user, &password, self.client_address(req))
                 .await
                 .map(Identity::User),
             Credentials::Token(sigs) => {
                 let grant = self.token(sigs).await?;
-                let holder = self.holder(&grant.user, grant.generation)?;
+                let holder = self.holder(&grant.user, grant.generation, grant.pat.as_deref())?;
                 Ok(Identity::Token(grant, holder))
             }
             Credentials::Bearer(token) => {
                 let claims = self.verify_bearer(&token).await?;
-                let holder = self.holder(&claims.sub, claims.gen)?;
+                let holder = self.holder(&claims.sub, claims.gen, claims.pat.as_deref())?;
                 Ok(Identity::Bearer(claims, holder))
             }
         }
@@ -380,10 +400,14 @@ impl Gate {
 
     /// The holder of a token issued to `user` under `generation`, if the account still stands
     /// as it did then: a changed password, a deactivation or a lost admin role end every token
-    /// issued before, also across restarts (the generation is stored with the account).
-    fn holder(&self, user: &str, generation: u64) -> AppResult<Holder> {
+    /// issued before, also across restarts (the generation is stored with the account). A token
+    /// issued on an access token (`pat`) also needs that one alive.
+    fn holder(&self, user: &str, generation: u64, pat: Option<&str>) -> AppResult<Holder> {
         if user.is_empty() {
             return Ok(Holder::Anonymous);
+        }
+        if let Some(id) = pat {
+            self.pat_alive(id, user)?;
         }
         match self.local()?.user(user)? {
             Some(account) if account.active && account.generation == generation => Ok(Holder::User(Principal {

@@ -5,6 +5,10 @@
 //! - write: the namespace's user, collaborators, admins; `library/` is for admins only.
 //! - delete: the namespace's user (or the record's owner) and admins.
 //! - a v1 token allows exactly its repository and access level.
+//! - an access token allows what its scopes list, never delete; a v2 token asked for with one
+//!   is granted nothing beyond its scopes.
+//! - any token also allows what its holder may do and the token allows, never more; and what
+//!   anyone may (reading public repositories).
 
 use super::{Holder, Identity, Principal};
 use crate::error::{AppError, AppResult};
@@ -19,6 +23,13 @@ pub fn decide(who: &Identity, repo: &RepoName, meta: Option<&Repo>, access: Acce
 /// is granted only to who could create it: pull on an absent repository granted to anyone
 /// would tell it apart from a private one, whose pull is refused.
 pub fn grant(who: &Identity, repo: &RepoName, meta: Option<&Repo>, access: Access) -> bool {
+    // Not even a public repository's pull outside an access token's scopes: what a token is
+    // granted on one stays within what it lists (the pull works without the grant anyway).
+    if let Identity::Pat(pat, _) = who {
+        if !pat.allows(repo, access) {
+            return false;
+        }
+    }
     rule(who, repo, meta, meta.is_none_or(|m| m.private), access).is_ok()
 }
 
@@ -68,6 +79,21 @@ fn rule(who: &Identity, repo: &RepoName, meta: Option<&Repo>, private: bool, acc
             } else {
                 Err(AppError::unauthorized(format!(
                     "token does not allow {action} on {repo}"
+                )))
+            }
+        }
+        Identity::Pat(pat, holder) => {
+            let public_read = access == Access::Read && !private;
+            if (pat.allows(repo, access) && holder_may(holder)) || public_read {
+                Ok(())
+            } else if access == Access::Read {
+                Err(hidden())
+            } else {
+                // The credential is good and the answer is final: 403, as for an account.
+                Err(AppError::forbidden(format!(
+                    "Access denied: access token {} may not {} {repo}",
+                    pat.name,
+                    access.as_str()
                 )))
             }
         }
@@ -180,6 +206,7 @@ mod tests {
                     user: "alice".into(),
                     expires: u64::MAX,
                     generation: 0,
+                    pat: None,
                 },
                 Holder::User(principal("alice")),
             )
@@ -212,6 +239,7 @@ mod tests {
                     user: "carol".into(),
                     expires: u64::MAX,
                     generation: 0,
+                    pat: None,
                 },
                 Holder::User(principal("carol")),
             )
@@ -239,6 +267,7 @@ mod tests {
                 user: String::new(),
                 expires: u64::MAX,
                 generation: 0,
+                pat: None,
             },
             Holder::Anonymous,
         );
@@ -249,6 +278,53 @@ mod tests {
                 .status(),
             404
         );
+    }
+
+    /// An access token allows what its scopes and its owner's rights both allow, never delete;
+    /// public repositories read as for anyone, but are never granted outside its scopes.
+    #[test]
+    fn access_tokens_are_bounded_by_scopes_and_owner() {
+        use crate::index::pats::{Action, Scope};
+        let pat = |owner: &str, repo: &str, actions: Vec<Action>| {
+            Identity::Pat(
+                crate::index::Pat {
+                    v: 1,
+                    id: "id".into(),
+                    name: "t".into(),
+                    login: owner.into(),
+                    owner: owner.into(),
+                    owner_uid: String::new(),
+                    robot: None,
+                    scopes: vec![Scope::parse(repo, actions).unwrap()],
+                    expires: None,
+                    created: 0,
+                    last_used: None,
+                    hash: String::new(),
+                },
+                Holder::User(principal(owner)),
+            )
+        };
+        let app = RepoName::parse("alice/app").unwrap();
+        let other = RepoName::parse("alice/other").unwrap();
+        let (private, public) = (meta(true, &[]), meta(false, &[]));
+        let status = |r: AppResult<()>| r.err().map_or(200, |e| e.status().as_u16());
+        let pull = pat("alice", "alice/app", vec![Action::Pull]);
+        assert_eq!(status(decide(&pull, &app, Some(&private), Access::Read)), 200);
+        assert_eq!(status(decide(&pull, &app, Some(&private), Access::Write)), 403);
+        assert_eq!(status(decide(&pull, &other, Some(&private), Access::Read)), 404);
+        assert_eq!(status(decide(&pull, &other, Some(&public), Access::Read)), 200);
+        assert!(grant(&pull, &app, Some(&private), Access::Read));
+        assert!(!grant(&pull, &other, Some(&public), Access::Read), "outside its scopes");
+        let push = pat("alice", "alice/*", vec![Action::Push]);
+        assert_eq!(status(decide(&push, &other, None, Access::Write)), 200);
+        assert_eq!(status(decide(&push, &other, Some(&private), Access::Read)), 200);
+        assert_eq!(status(decide(&push, &other, Some(&private), Access::Delete)), 403);
+        assert!(!grant(&push, &other, None, Access::Delete));
+        // Bob's token for Alice's namespace: in its scopes, beyond Bob's rights.
+        let bobs = pat("bob", "alice/*", vec![Action::Push]);
+        assert_eq!(status(decide(&bobs, &app, Some(&private), Access::Read)), 404);
+        assert_eq!(status(decide(&bobs, &app, Some(&public), Access::Write)), 403);
+        assert!(!grant(&bobs, &app, None, Access::Read));
     }
 
     /// v2 grants: an absent repository is granted like a private one.

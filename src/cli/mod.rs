@@ -1,8 +1,11 @@
-//! The management commands (`skiff user ...`, `skiff repo ...`): each is one or a few calls of
-//! the management API (see `local`), printed for people (tab-separated lines for accounts,
-//! a table with human sizes and ages for repositories) or as JSON.
+//! The management commands (`skiff user ...`, `skiff repo ...`, `skiff token ...`): each is one
+//! or a few calls of the management API (see `local`), printed for people (tab-separated lines
+//! for accounts, tables with human sizes and ages for repositories and tokens) or as JSON.
 
 mod local;
+mod tokens;
+
+pub use tokens::{run as token, TokenCommand};
 
 use clap::Subcommand;
 use serde_json::{json, Value};
@@ -262,10 +265,10 @@ fn progress_bar(phase: &str, done: u64, total: u64) -> String {
 }
 
 fn print_repos(repos: &[Value]) {
-    let rows: Vec<[String; 5]> = repos
+    let rows = repos
         .iter()
         .map(|r| {
-            [
+            vec![
                 r["name"].as_str().unwrap_or_default().to_string(),
                 if r["private"] == true { "private" } else { "public" }.to_string(),
                 r["tags"].as_u64().unwrap_or(0).to_string(),
@@ -274,15 +277,20 @@ fn print_repos(repos: &[Value]) {
             ]
         })
         .collect();
-    let header = ["NAME", "VISIBILITY", "TAGS", "SIZE", "LAST PUSH"].map(String::from);
-    let mut widths = header.clone().map(|h| h.len());
+    print_table(&["NAME", "VISIBILITY", "TAGS", "SIZE", "LAST PUSH"], rows);
+}
+
+/// A header and rows in left-aligned columns, two spaces apart.
+fn print_table(header: &[&str], rows: Vec<Vec<String>>) {
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    let mut widths: Vec<usize> = header.iter().map(String::len).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.len());
         }
     }
     for row in std::iter::once(&header).chain(&rows) {
-        let line: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let line: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         println!("{}", line.join("  ").trim_end());
     }
 }

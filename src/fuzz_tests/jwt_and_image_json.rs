@@ -30,6 +30,7 @@ static JWT: LazyLock<Jwt> = LazyLock::new(|| {
             actions: vec!["pull".into()],
         }],
         gen: 0,
+        pat: None,
     };
     let token = signer.sign(&claims).expect("sign");
     Jwt {

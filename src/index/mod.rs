@@ -2,6 +2,7 @@
 //! tokens, kept in sled. One `Db` per process, one tree per entity, opened once.
 
 pub mod password;
+pub mod pats;
 pub mod repos;
 pub mod tokens;
 pub mod users;
@@ -9,6 +10,7 @@ pub mod users;
 use crate::error::{AppError, AppResult};
 use std::path::Path;
 
+pub use pats::{Pat, Scope};
 pub use repos::{ImageEntry, Repo};
 pub use tokens::{Access, TokenGrant};
 pub use users::User;
@@ -22,6 +24,10 @@ pub struct Index {
     emails: sled::Tree,
     repos: sled::Tree,
     tokens: sled::Tree,
+    /// Access tokens (see `pats`): id -> record, secret hash -> id, login and name -> id.
+    pats: sled::Tree,
+    pat_secrets: sled::Tree,
+    pat_names: sled::Tree,
     /// Deleted accounts' names and the generation a new account of that name starts at, so no
     /// token of the old account ever works for the new one.
     retired: sled::Tree,
@@ -74,6 +80,9 @@ impl Index {
             emails: open("emails")?,
             repos: open("repos")?,
             tokens: open("tokens")?,
+            pats: open("pats")?,
+            pat_secrets: open("pat_secrets")?,
+            pat_names: open("pat_names")?,
             retired: open("retired")?,
             db: db.clone(),
             pbkdf2_rounds,

@@ -49,6 +49,9 @@ pub struct TokenGrant {
     /// The user's generation when the token was issued (see `User::generation`).
     #[serde(default)]
     pub generation: u64,
+    /// The access token it was issued on, if any: it works only while that token does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pat: Option<String>,
 }
 
 /// The token text as the index hands it out (the value of `X-Docker-Token`).
@@ -80,7 +83,16 @@ fn key(signature: &str) -> [u8; 32] {
 }
 
 impl Index {
-    pub fn issue_token(&self, repo: &RepoName, access: Access, user: &str, ttl_secs: u64) -> AppResult<String> {
+    /// Issues a token for `user` (`""`: anonymous); `pat`: the access token the caller signed in
+    /// with, which the new token then depends on.
+    pub fn issue_token(
+        &self,
+        repo: &RepoName,
+        access: Access,
+        user: &str,
+        pat: Option<&str>,
+        ttl_secs: u64,
+    ) -> AppResult<String> {
         let mut raw = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut raw);
         let signature = hex::encode(raw);
@@ -94,6 +106,7 @@ impl Index {
             user: user.to_string(),
             expires: now_secs().saturating_add(ttl_secs),
             generation,
+            pat: pat.map(str::to_string),
         };
         self.tokens.insert(key(&signature), encode(&grant)?)?;
         Ok(format_token(&signature, repo, access))

@@ -23,6 +23,11 @@ pub struct User {
     /// the generation they were issued under and stop working when it moves on.
     #[serde(default)]
     pub generation: u64,
+    /// Random, given at creation: an access token names the account by it too, so no token of
+    /// a deleted account ever works for an account later created under its name. (Accounts
+    /// made before it existed have none; a re-created one always has one.)
+    #[serde(default)]
+    pub uid: String,
 }
 
 /// The exact body Docker 1.x looks for to switch from registration to login.
@@ -88,6 +93,13 @@ pub fn validate_password(password: &str) -> AppResult<()> {
     if password.trim().is_empty() {
         return Err(AppError::bad_request("Invalid password: not only white space"));
     }
+    // Basic credentials whose password has this prefix are checked as access tokens only.
+    if super::pats::is_secret(password) {
+        return Err(AppError::bad_request(format!(
+            "Invalid password: it may not begin with {} (access tokens do)",
+            super::pats::SECRET_PREFIX
+        )));
+    }
     if password.len() > MAX_PASSWORD_BYTES {
         return Err(AppError::bad_request(format!(
             "Invalid password: at most {MAX_PASSWORD_BYTES} bytes"
@@ -147,6 +159,7 @@ impl Index {
             admin,
             created: now_secs(),
             generation: 0,
+            uid: hex::encode(rand::random::<[u8; 16]>()),
         };
         let result = (&self.users, &self.emails, &self.retired).transaction(|(users, emails, retired)| {
             if users.get(user.username.as_bytes())?.is_some() || emails.get(user.email.as_bytes())?.is_some() {
@@ -170,8 +183,15 @@ impl Index {
     }
 
     /// Deletes an account. Its name is retired at its next generation: an account created
-    /// later under the same name starts there, so the old account's tokens stay dead.
+    /// later under the same name starts there, so the old account's tokens stay dead. Its access
+    /// tokens and the robots of its namespace are revoked (they would fail anyway: see `uid`).
     pub fn delete_user(&self, username: &str) -> AppResult<User> {
+        let user = self.delete_account(username)?;
+        self.delete_pats_of(username, true)?;
+        Ok(user)
+    }
+
+    fn delete_account(&self, username: &str) -> AppResult<User> {
         let result = (&self.users, &self.emails, &self.retired).transaction(|(users, emails, retired)| {
             let Some(raw) = users.remove(username.as_bytes())? else {
                 return Err(ConflictableTransactionError::Abort(AppError::not_found(format!(
@@ -236,14 +256,20 @@ impl Index {
         })
     }
 
+    /// Deactivating an account also revokes its access tokens: they stay dead if it is
+    /// activated again (v1 tokens and JWTs do too, by the generation).
     pub fn set_active(&self, username: &str, active: bool) -> AppResult<User> {
-        self.update_user(username, |u| {
+        let user = self.update_user(username, |u| {
             if u.active != active {
                 u.active = active;
                 u.generation += 1;
             }
             Ok(())
-        })
+        })?;
+        if !active {
+            self.delete_pats_of(username, false)?;
+        }
+        Ok(user)
     }
 
     pub fn set_admin(&self, username: &str, admin: bool) -> AppResult<User> {

@@ -1,9 +1,10 @@
-//! What an operator does to a live server: accounts and repositories. The management API
+//! What an operator does to a live server: accounts, repositories and access tokens. The management API
 //! (`/api/v1`) calls these, and the CLI reaches them through that API over the local socket,
 //! so every path to a change checks the same rules and logs the same way.
 
 pub mod gc;
 pub mod repos;
+pub mod tokens;
 pub mod users;
 
 use crate::auth::Principal;

@@ -14,6 +14,7 @@ mod manage;
 mod privacy;
 mod revocation;
 mod slow_clients;
+mod tokens;
 mod ui;
 mod v1_errors;
 mod v1_flows;

@@ -77,6 +77,7 @@ fn forge(signer: &Signer, aud: &str, iss: &str, nbf: u64, exp: u64) -> String {
                 actions: vec!["pull".into(), "push".into()],
             }],
             gen: 0,
+            pat: None,
         })
         .expect("sign")
 }

@@ -5,6 +5,7 @@
 
 mod gc;
 mod repos;
+mod tokens;
 mod users;
 
 use crate::auth::Identity;
@@ -25,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(users::configure)
             .configure(repos::configure)
             .configure(gc::configure)
+            .configure(tokens::configure)
             .default_service(web::to(no_route)),
     );
 }
@@ -55,7 +57,7 @@ impl FromRequest for ApiCaller {
                     "Sign in: the management API takes an account's name and password (HTTP Basic)",
                 )),
                 _ => Err(AppError::unauthorized(
-                    "The management API takes an account's name and password (HTTP Basic), not a registry token",
+                    "The management API takes an account's name and password (HTTP Basic), not a token",
                 )),
             }
         })

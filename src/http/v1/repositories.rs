@@ -67,8 +67,12 @@ async fn index_answer(
             who.username().unwrap_or("").to_string(),
             state.config.index.token_ttl_secs,
         );
+        // A caller signed in with an access token gets a token that dies with it.
+        let pat = who.pat_id().map(str::to_string);
         // Durable before it is handed out: the client relies on it, possibly across a restart.
-        let token = ix.write(move |ix| ix.issue_token(&name, access, &user, ttl)).await?;
+        let token = ix
+            .write(move |ix| ix.issue_token(&name, access, &user, pat.as_deref(), ttl))
+            .await?;
         b.insert_header(("X-Docker-Token", token.clone()));
         b.insert_header(("WWW-Authenticate", format!("Token {token}")));
     }

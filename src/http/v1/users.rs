@@ -39,6 +39,11 @@ async fn register(state: web::Data<AppState>, body: web::Bytes) -> AppResult<Htt
         .index
         .clone()
         .ok_or_else(|| AppError::not_found("no index here"))?;
+    // Docker 1.x's `docker login` POSTs here first: with an access token (a robot's login is no
+    // valid account name) it must read "already exists" and go on to sign in with it.
+    if crate::index::pats::is_secret(&new.password) {
+        return Ok(json(StatusCode::BAD_REQUEST, &USER_EXISTS));
+    }
     let (u, e) = (new.username.clone(), new.email.clone());
     // Check before hashing: every `docker login` POSTs here first, and hashing is slow by design.
     if ix.run(move |ix| ix.user_exists(&u, &e)).await? {
@@ -69,7 +74,7 @@ async fn register(state: web::Data<AppState>, body: web::Bytes) -> AppResult<Htt
 /// `GET /v1/users/` with Basic: 200 if the credentials are good, 401 if not, 403 if inactive.
 async fn login(Caller(who): Caller) -> AppResult<HttpResponse> {
     match who {
-        Identity::User(_) => Ok(json(StatusCode::OK, &"OK")),
+        Identity::User(_) | Identity::Pat(..) => Ok(json(StatusCode::OK, &"OK")),
         _ => Err(AppError::unauthorized("Wrong login/password, please try again")),
     }
 }

@@ -1,10 +1,10 @@
 //! The Docker token endpoint: `GET /v2/token?service=&scope=repository:NAME:pull,push` with
 //! Basic credentials (or none) returns a short-lived JWT granting what the same policy as v1
-//! allows; `GET /v2/token/keys` publishes the verification key (JWKS) for other registries.
+//! allows (with an access token, never beyond its scopes); `GET /v2/token/keys` publishes the verification key (JWKS) for other registries.
 
 use super::{query_all, V2Result};
 use crate::auth::jwt::{Claims, ISSUER};
-use crate::auth::Identity;
+use crate::auth::{Holder, Identity};
 use crate::clock::now_secs;
 use crate::error::{AppError, Kind, V2Error};
 use crate::state::AppState;
@@ -58,9 +58,11 @@ async fn token(state: web::Data<AppState>, req: HttpRequest) -> V2Result<HttpRes
         jti: hex::encode(rand::random::<[u8; 12]>()),
         access,
         gen: match &who {
-            Identity::User(p) => p.generation,
+            Identity::User(p) | Identity::Pat(_, Holder::User(p)) => p.generation,
             _ => 0,
         },
+        // Honoured only while the access token lives (see `Gate::holder`).
+        pat: who.pat_id().map(str::to_string),
     };
     let jwt = signer.sign(&claims)?;
     Ok(HttpResponse::Ok()
