@@ -89,7 +89,7 @@ pub async fn serve(
         return Ok(resp.body(SizedStream::new(len, nothing)));
     }
     // On a connection that can send files itself, and a driver that keeps the blob in a file:
-    // `sendfile`, without a copy in this process (see `net::conn`).
+    // sent by the connection itself, with no buffer in this process (see `net::conn`).
     if let Some(slot) = req.conn_data::<HandoffSlot>().filter(|_| len > 0) {
         if let Some(send) = storage.sendable_blob(digest, start, len).await? {
             return Ok(resp.no_chunking(len).body(Handoff::new(slot.clone(), send)));

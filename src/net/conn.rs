@@ -1,14 +1,14 @@
 //! The connection under the HTTP layer: a TCP stream that does two things actix-http cannot.
 //!
-//! 1. **Sends files itself (`sendfile`).** actix-http copies every body chunk into its write
-//!    buffer before the socket copies it again; for a blob that is two copies of every byte in
-//!    this process, and a single download was bound by them. A response whose body is a
-//!    [`Handoff`] has its head written by actix-http (with the `Content-Length` the handler set)
-//!    and an empty body; the body arms this connection's handoff slot with the file, and the
-//!    connection sends the file with `sendfile(2)` the next time actix-http flushes, which is
-//!    after the head has gone out in full. Until then the body stays pending, so actix-http
-//!    writes nothing else (responses on a connection go one after the other). The bytes go from
-//!    the page cache to the socket in the kernel: no copy here, no buffer, no thread.
+//! 1. **Sends files itself.** actix-http copies every body chunk into its write buffer before
+//!    the socket copies it again (and drops and reallocates that buffer after every large
+//!    chunk); a single download was bound by it. A response whose body is a [`Handoff`] has its
+//!    head written by actix-http (with the `Content-Length` the handler set) and an empty body;
+//!    the body arms this connection's handoff slot with the file, and the connection sends the
+//!    file (see `storage::fs::send`: one copy, by the kernel, from mapped page cache) the next
+//!    time actix-http flushes, which is after the head has gone out in full. Until then the
+//!    body stays pending, so actix-http writes nothing else (responses on a connection go one
+//!    after the other). No buffer of this process, no thread.
 //! 2. **Gives a request it cannot parse a JSON error.** actix-http answers a request line or
 //!    head it cannot parse (a non-UTF-8 or over-long URI, a broken header) with its own empty
 //!    `400` or `431` and closes, with no hook to change the body. Those answers are recognised

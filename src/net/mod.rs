@@ -1,5 +1,5 @@
 //! The network side of the server, below the HTTP layer: the listening socket's options, the
-//! connection type actix-http runs on (which sends files with `sendfile`).
+//! connection type actix-http runs on (which sends files itself).
 
 pub mod conn;
 pub mod server;

@@ -1,6 +1,6 @@
 //! The HTTP server: actix-web's application on actix-http's HTTP/1.1 dispatcher, over
 //! [`Conn`] rather than a bare TCP stream (what actix-web's `HttpServer` would do), so files
-//! are sent with `sendfile` and unparseable requests get JSON errors. Timeouts and the
+//! are sent by the connection itself and unparseable requests get JSON errors. Timeouts and the
 //! connection limit are actix-web's defaults.
 //!
 //! The same application also answers on the local socket (`skiff.sock` in `data_dir`), where

@@ -76,9 +76,9 @@ pub trait Driver: Send + Sync + 'static {
     async fn walk(&self, prefix: &str) -> io::Result<Vec<String>>;
     /// `len` bytes of an object from `offset`, streamed in bounded pieces.
     async fn read(&self, key: &str, offset: u64, len: u64) -> io::Result<ByteStream>;
-    /// `len` (> 0) bytes of an object from `offset`, ready to be sent to a socket by the kernel
-    /// (`sendfile`), for drivers that keep objects in local files; `None` for the others, which
-    /// are read with `read`.
+    /// `len` (> 0) bytes of an object from `offset`, ready to be written to a socket straight
+    /// from the page cache, for drivers that keep objects in local files; `None` for the
+    /// others, which are read with `read`.
     async fn sendable(&self, _key: &str, _offset: u64, _len: u64) -> io::Result<Option<FileSend>> {
         Ok(None)
     }

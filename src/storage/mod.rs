@@ -14,7 +14,7 @@ pub mod pins;
 pub mod testsuite;
 
 pub use driver::{ByteStream, Driver, Sink, Stat, WriteOutcome};
-pub use fs::sendfile::FileSend;
+pub use fs::send::FileSend;
 
 use crate::digest::{Digest, Hasher};
 use std::io;
@@ -89,7 +89,7 @@ impl Storage {
         self.driver.read(&keys::blob(digest), offset, len).await
     }
 
-    /// `len` (> 0) bytes of a blob from `offset`, to be sent with `sendfile`, when the driver
+    /// `len` (> 0) bytes of a blob from `offset`, to be written to a socket straight from the page cache, when the driver
     /// keeps the blob in a local file.
     pub async fn sendable_blob(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<Option<FileSend>> {
         self.driver.sendable(&keys::blob(digest), offset, len).await

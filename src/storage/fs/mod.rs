@@ -5,9 +5,9 @@
 //! blocking pool, never on an actix worker.
 
 mod reader;
-pub mod sendfile;
+pub mod send;
 
-use sendfile::FileSend;
+use send::FileSend;
 mod writer;
 
 use super::driver::{ByteStream, Driver, Sink, Stat};
