@@ -3,27 +3,7 @@
 
 use crate::common::*;
 use crate::v2::{users, Api};
-use serde_json::{json, Value};
-
-async fn call(
-    s: &Server,
-    method: reqwest::Method,
-    path: &str,
-    auth: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut rb = client().request(method, format!("{}{path}", s.url));
-    if let Some(a) = auth {
-        rb = rb.header("Authorization", a);
-    }
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    let r = rb.send().await.expect("request");
-    let status = r.status().as_u16();
-    let text = r.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
+use serde_json::json;
 
 use reqwest::Method as M;
 

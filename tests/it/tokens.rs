@@ -8,20 +8,6 @@ use crate::v2::{access, bearer, random_bytes, set_private, sha256, users, Api};
 use reqwest::Method as M;
 use serde_json::{json, Value};
 
-async fn call(s: &Server, method: M, path: &str, auth: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let mut rb = client().request(method, format!("{}{path}", s.url));
-    if let Some(a) = auth {
-        rb = rb.header("Authorization", a);
-    }
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    let r = rb.send().await.expect("request");
-    let status = r.status().as_u16();
-    let text = r.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
-
 /// Creates a token through the API as `auth`; returns its id and secret.
 async fn create(s: &Server, auth: &str, body: Value) -> (String, String) {
     let (st, made) = call(s, M::POST, "/api/v1/tokens", Some(auth), Some(body)).await;

@@ -149,7 +149,7 @@ fn map_window(file: &File, offset: u64, len: u64) -> io::Result<Window> {
 
 /// Whether every page of `map` is in the page cache. False when it cannot tell (the kernel only
 /// answers for files the process could write, which the storage's own files are).
-fn resident(map: &memmap2::Mmap) -> bool {
+pub(super) fn resident(map: &memmap2::Mmap) -> bool {
     let page = page_size();
     let start = map.as_ptr() as usize;
     let aligned = start - start % page;

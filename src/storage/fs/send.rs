@@ -14,7 +14,7 @@
 //! worker that serves connections. A window is unmapped once sent: a stalled client holds one
 //! window's mapping of page cache and nothing of the process's own memory.
 
-use super::reader::{on_blocking_pool, page_size};
+use super::reader::{on_blocking_pool, resident};
 use std::fs::File;
 use std::future::Future;
 use std::io;
@@ -128,19 +128,6 @@ impl FileSend {
         }
         Poll::Ready(Ok(()))
     }
-}
-
-/// Whether every page of `map` is in the page cache (false when the kernel cannot tell).
-fn resident(map: &memmap2::Mmap) -> bool {
-    let page = page_size();
-    let start = map.as_ptr() as usize;
-    let aligned = start - start % page;
-    let span = map.len() + (start - aligned);
-    let mut vec = vec![0u8; span.div_ceil(page)];
-    // SAFETY: `aligned..aligned + span` lies within the mapping (which starts on the page
-    // boundary at or below its first byte), and `vec` has one byte per page of it.
-    let rc = unsafe { libc::mincore(aligned as *mut libc::c_void, span, vec.as_mut_ptr()) };
-    rc == 0 && vec.iter().all(|v| v & 1 == 1)
 }
 
 /// Reads `len` bytes of `file` from `from` and throws them away: the point is the page cache,

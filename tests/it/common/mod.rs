@@ -232,3 +232,28 @@ pub fn cli_code(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// One JSON request to the server (the management API's shape): status and the JSON answer
+/// (a string of the body when it is not JSON).
+pub async fn call(
+    s: &Server,
+    method: reqwest::Method,
+    path: &str,
+    auth: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut rb = client().request(method, format!("{}{path}", s.url));
+    if let Some(a) = auth {
+        rb = rb.header("Authorization", a);
+    }
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let r = rb.send().await.expect("request");
+    let status = r.status().as_u16();
+    let text = r.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
