@@ -39,7 +39,8 @@ impl Need for Delete {
     const ACCESS: Access = Access::Delete;
 }
 
-fn state(req: &HttpRequest) -> AppResult<web::Data<AppState>> {
+/// The application state, from any extractor.
+pub(crate) fn state(req: &HttpRequest) -> AppResult<web::Data<AppState>> {
     req.app_data::<web::Data<AppState>>()
         .cloned()
         .ok_or_else(|| AppError::internal("application state missing"))

@@ -4,6 +4,17 @@
 use crate::common::*;
 use sha2::{Digest, Sha256};
 
+/// Drops a repository's link to a blob (the bytes stay for gc).
+async fn unlink(c: &reqwest::Client, url: &str, repo: &str, digest: &str) {
+    let r = c
+        .delete(format!("{url}/v2/{repo}/blobs/{digest}"))
+        .header("Authorization", basic("alice", "secret1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "unlink {digest} from {repo}");
+}
+
 async fn upload(c: &reqwest::Client, url: &str, repo: &str, data: &[u8]) -> String {
     let digest = format!("sha256:{}", hex::encode(Sha256::digest(data)));
     let r = c
@@ -48,13 +59,7 @@ async fn gc_removes_only_unreferenced_blobs() {
     let images = chain(2);
     push_13(&s.url, "alice", "secret1", "alice/v1app", &images, "latest").await;
     for d in [&shared, &lonely] {
-        let r = c
-            .delete(format!("{}/v2/alice/a/blobs/{d}", s.url))
-            .header("Authorization", &auth)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 202);
+        unlink(&c, &s.url, "alice/a", d).await;
     }
     assert!(blob_file(dir, &lonely).exists(), "delete drops the link, not the bytes");
 
@@ -113,11 +118,7 @@ async fn run_gc(s: &Server, admin: &str, dry_run: bool) -> serde_json::Value {
 
 /// Makes a blob file look `secs` old (past the grace period).
 fn age(dir: &std::path::Path, digest: &str, secs: u64) {
-    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(secs);
-    std::fs::File::open(blob_file(dir, digest))
-        .unwrap()
-        .set_modified(then)
-        .unwrap();
+    skiff::storage::local::backdate(&blob_file(dir, digest), secs).expect("backdate");
 }
 
 /// Online collection while v1 and v2 pushes go on: the run frees exactly what its preview
@@ -144,13 +145,7 @@ async fn gc_runs_beside_pushes() {
     for i in 0..200u32 {
         let data = format!("garbage {i} {}", "x".repeat(i as usize * 37)).into_bytes();
         let d = upload(&c, &s.url, "alice/junk", &data).await;
-        let r = c
-            .delete(format!("{}/v2/alice/junk/blobs/{d}", s.url))
-            .header("Authorization", &auth)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 202);
+        unlink(&c, &s.url, "alice/junk", &d).await;
         age(dir, &d, 3600);
         garbage.push((d, data));
     }
@@ -196,13 +191,7 @@ async fn gc_runs_beside_pushes() {
     for (d, data) in &garbage {
         let again = upload(&c, &s.url, "alice/junk", data).await;
         assert_eq!(&again, d);
-        let r = c
-            .delete(format!("{}/v2/alice/junk/blobs/{d}", s.url))
-            .header("Authorization", &auth)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 202);
+        unlink(&c, &s.url, "alice/junk", d).await;
         age(dir, d, 3600);
     }
     // Four clients upload the garbage's bytes again, over and over, until the run is over.
@@ -247,15 +236,8 @@ async fn scheduled_collections_run() {
     let s = Server::start_in(dir, "[gc]\ngrace_secs = 0\ninterval_secs = 1\n");
     s.register("alice", "secret1").await;
     let c = client();
-    let auth = basic("alice", "secret1");
     let d = upload(&c, &s.url, "alice/a", b"soon garbage").await;
-    let r = c
-        .delete(format!("{}/v2/alice/a/blobs/{d}", s.url))
-        .header("Authorization", &auth)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
+    unlink(&c, &s.url, "alice/a", &d).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while blob_file(dir, &d).exists() {
         assert!(std::time::Instant::now() < deadline, "no scheduled run removed it");

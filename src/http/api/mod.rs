@@ -48,9 +48,7 @@ impl FromRequest for ApiCaller {
             if req.conn_data::<LocalOperator>().is_some() {
                 return Ok(ApiCaller(Actor::Operator));
             }
-            let state = req
-                .app_data::<web::Data<AppState>>()
-                .ok_or_else(|| AppError::internal("application state missing"))?;
+            let state = crate::http::access::state(&req)?;
             match state.gate.identify(&req).await? {
                 Identity::User(p) => Ok(ApiCaller(Actor::User(p))),
                 Identity::Anonymous => Err(AppError::unauthorized(
