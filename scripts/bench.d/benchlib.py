@@ -304,6 +304,109 @@ def cmd_seed(args):
         print(f"{phase} {n} {dt:.3f} {n / dt:.1f}")
 
 
+async def _seed_gc(base, user, pw, prefix, repos, conns):
+    m = re.match(r"http://([^:/]+):(\d+)", base)
+    host, port = m.group(1), int(m.group(2))
+    auth = {}
+    if user:
+        auth = {"Authorization": "Basic " + base64.b64encode(f"{user}:{pw}".encode()).decode()}
+    shared = os.urandom(2048)
+    shared_d = "sha256:" + hashlib.sha256(shared).hexdigest()
+    first = f"{user or 'bench'}/{prefix}{0:05d}"
+    schema2 = "application/vnd.docker.distribution.manifest.v2+json"
+
+    async def req(c, method, path, headers=None, body=b"", want=(200, 201, 202)):
+        h = dict(auth)
+        h.update(headers or {})
+        for attempt in range(3):
+            try:
+                st, hdrs, data = await asyncio.wait_for(c.request(method, path, h, body), 60)
+                break
+            except (ConnectionError, asyncio.IncompleteReadError, OSError):
+                c.r = c.w = None
+                if attempt == 2:
+                    raise
+        if st not in want:
+            raise SystemExit(f"seedgc: {method} {path}: {st} {data[:200]!r}")
+        return st, hdrs
+
+    async def upload(c, repo, data):
+        d = "sha256:" + hashlib.sha256(data).hexdigest()
+        _, h = await req(c, "POST", f"/v2/{repo}/blobs/uploads/", want=(202,))
+        loc = re.sub(r"^https?://[^/]+", "", h["location"])
+        loc += ("&" if "?" in loc else "?") + "digest=" + d
+        await req(c, "PUT", loc, {"Content-Type": "application/octet-stream"}, data, want=(201,))
+        return d, len(data)
+
+    async def mount_shared(c, repo):
+        st, h = await req(c, "POST", f"/v2/{repo}/blobs/uploads/?mount={shared_d}&from={first}",
+                          want=(201, 202))
+        if st == 202:  # not mounted: upload the bytes to the session it opened
+            loc = re.sub(r"^https?://[^/]+", "", h["location"])
+            loc += ("&" if "?" in loc else "?") + "digest=" + shared_d
+            await req(c, "PUT", loc, {"Content-Type": "application/octet-stream"}, shared,
+                      want=(201,))
+
+    async def image(c, repo, tag, layer_d, layer_size):
+        config = json.dumps({"architecture": "amd64", "os": "linux",
+                             "config": {"Labels": {"repo": repo, "tag": tag}},
+                             "rootfs": {"type": "layers", "diff_ids": [layer_d]}}).encode()
+        cd, cs = await upload(c, repo, config)
+        man = json.dumps({"schemaVersion": 2, "mediaType": schema2,
+                          "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                                     "size": cs, "digest": cd},
+                          "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                                      "size": layer_size, "digest": layer_d}]}).encode()
+        await req(c, "PUT", f"/v2/{repo}/manifests/{tag}", {"Content-Type": schema2}, man,
+                  want=(201,))
+        return "sha256:" + hashlib.sha256(man).hexdigest()
+
+    async def one(c, i):
+        repo = f"{user or 'bench'}/{prefix}{i:05d}"
+        if i == 0:
+            await upload(c, repo, shared)
+        else:
+            await mount_shared(c, repo)
+        await image(c, repo, "latest", shared_d, len(shared))
+        if i % 2 == 0:
+            # An image pushed and then deleted: its config, its own layer and its manifest
+            # are garbage for the collector.
+            own = os.urandom(2048)
+            ld, ls = await upload(c, repo, own)
+            md = await image(c, repo, "old", ld, ls)
+            await req(c, "DELETE", f"/v2/{repo}/manifests/{md}", want=(202,))
+
+    t0 = time.monotonic()
+    c0 = Conn(host, port)
+    await one(c0, 0)
+    nxt = 1
+
+    async def worker():
+        nonlocal nxt
+        c = Conn(host, port)
+        while nxt < repos:
+            i = nxt
+            nxt += 1
+            await one(c, i)
+
+    await asyncio.gather(*(worker() for _ in range(conns)))
+    return time.monotonic() - t0
+
+
+def cmd_seedgc(args):
+    """seedgc BASE USER PASS PREFIX NREPOS CONNS
+
+    NREPOS v2 repositories USER/PREFIXnnnnn, each with one image tagged `latest` (a config of its
+    own, a 2 KiB layer shared by all, mounted from the first); every other one also had an image
+    `old` (its own config and layer) pushed and then deleted by digest: garbage for a collector.
+    USER "" pushes without credentials (into namespace "bench"). Prints "gcseed count seconds
+    per_second"."""
+    base, user, pw, prefix = args[0:4]
+    repos, conns = int(args[4]), int(args[5])
+    dt = asyncio.run(_seed_gc(base, user, pw, prefix, repos, conns))
+    print(f"gcseed {repos} {dt:.3f} {repos / dt:.1f}")
+
+
 def cmd_clonetags(args):
     """clonetags ROOT USER PREFIX FROM TO TEMPLATE
 
@@ -498,6 +601,15 @@ ROWS += [
     ("stall_rss", "RSS peak while {nstall} downloads stall (and manifest GETs)", "MiB", True),
 ]
 ROWS += [
+    ("gc_time", "gc of {ngc} v2 repos ({ngcgarbage} deleted images): time (Skiff online, Dist offline)",
+     "s", True),
+    ("gc_rss", "gc of {ngc} v2 repos: peak RSS of the collecting process (Skiff: whole server)",
+     "MiB", True),
+    ("gc_removed", "gc of {ngc} v2 repos: blobs removed", "blobs", False),
+    ("gcpush_idle", "v2 blob push {small}, Basic, no gc running", "MB/s", False),
+    ("gcpush", "v2 blob push {small}, Basic, while gc runs back to back", "MB/s", False),
+]
+ROWS += [
     ("seed_repos", "seed: v1 repository records created", "repos/s", False),
     ("seed_tags", "seed: v1 tags created", "tags/s", False),
     ("rss_idle", "RSS idle (after start)", "MiB", True),
@@ -542,6 +654,9 @@ for _m in ("get", "head"):
     for _a in ("anon", "basic", "bearer"):
         GOALS[f"man_{_m}_{_a}_p99"] = ("p99 < Distribution",
                                        lambda r, s, d, m: r is not None and r < 1)
+GOALS["gc_time"] = ("< Distribution", lambda r, s, d, m: r is not None and r < 1)
+GOALS["gcpush"] = (">=0.8x own, gc idle", lambda r, s, d, m: s is not None and
+                   m.get("gcpush_idle") and s >= 0.8 * m["gcpush_idle"])
 GOALS["stall_man_p99"] = ("p99 < Distribution", lambda r, s, d, m: r is not None and r < 1)
 GOALS["stall_rss"] = ("< Distribution", lambda r, s, d, m: r is not None and r < 1)
 GOALS["v1tags_basic_rps"] = (">=0.8x own anonymous", lambda r, s, d, m: s is not None and
@@ -603,7 +718,9 @@ def cmd_report(args):
     fmt_args = {"big": meta.get("big", "1 GiB"), "small": meta.get("small", "128 MiB"),
                 "nconc": meta.get("nconc", "8"), "nstall": f"{int(meta.get('nstall', 1000)):,}",
                 "nrepos": f"{int(meta.get('nrepos', 10000)):,}",
-                "ntags": f"{int(meta.get('ntags', 100000)):,}"}
+                "ntags": f"{int(meta.get('ntags', 100000)):,}",
+                "ngc": f"{int(meta.get('ngc', 10000)):,}",
+                "ngcgarbage": f"{int(meta.get('ngc', 10000)) // 2:,}"}
     for key, label, unit, lower in ROWS:
         label = label.format(**fmt_args)
         sides = [(s, vals.get((key, s)), notes.get((key, s))) for s in ("skiff", "dist", "base")]
@@ -687,7 +804,8 @@ def main():
         raise SystemExit(__doc__)
     cmd, args = sys.argv[1], sys.argv[2:]
     {"gen": cmd_gen, "seed": cmd_seed, "clonetags": cmd_clonetags, "startup": cmd_startup,
-     "report": cmd_report, "sink": cmd_sink, "stall": cmd_stall}[cmd](args)
+     "report": cmd_report, "sink": cmd_sink, "stall": cmd_stall,
+     "seedgc": cmd_seedgc}[cmd](args)
 
 
 if __name__ == "__main__":

@@ -41,4 +41,27 @@ e2e_extra_checks() {
   dk tag "$img" "$REG/$U/busy:collab" >/dev/null 2>&1
   check skiff.collaborator-pushes dk push "$REG/$U/busy:collab"
   dk logout "$REG" >/dev/null 2>&1
+
+  skiff_robot_checks
+}
+
+# A robot account made through the management API, scoped to push $U/robot-ok only: `docker
+# login` with its secret, then a push where it may and one where it may not.
+skiff_robot_checks() {
+  local made secret login out
+  made=$(curl -sf -X POST -u "$U:$P" -H 'Content-Type: application/json' \
+    --data "{\"name\":\"e2e\",\"robot\":\"$U\",\"scopes\":[{\"repository\":\"$U/robot-ok\",\"actions\":[\"pull\",\"push\"]}]}" \
+    "http://$REG/api/v1/tokens") || { fail skiff.robot-created "POST /api/v1/tokens failed"; return; }
+  secret=$(jq -r '.secret' <<<"$made") login=$(jq -r '.token.login // .login' <<<"$made")
+  if [ -n "$secret" ] && [ "$secret" != null ] && [ "$login" = "robot\$$U+e2e" ]; then pass skiff.robot-created
+  else fail skiff.robot-created "$made"; return; fi
+  check skiff.robot-docker-login docker_login "$login" "$secret"
+  dk tag e2e/busy:1 "$REG/$U/robot-ok:1" >/dev/null 2>&1
+  if out=$(dk push "$REG/$U/robot-ok:1" 2>&1); then pass skiff.robot-pushes-where-allowed
+  else fail skiff.robot-pushes-where-allowed "$(tail -n 3 <<<"$out" | tr '\n' ' ')"; fi
+  dk tag e2e/busy:1 "$REG/$U/robot-not:1" >/dev/null 2>&1
+  check_refused skiff.robot-refused-elsewhere dk push "$REG/$U/robot-not:1"
+  check_fails skiff.robot-refused-elsewhere-nothing-stored \
+    curl -sf -o /dev/null -u "$U:$P" "http://$REG/v2/$U/robot-not/tags/list"
+  dk logout "$REG" >/dev/null 2>&1
 }
