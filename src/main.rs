@@ -64,6 +64,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Back up the index (accounts, repositories, tokens) at one point in time into a new
+    /// directory, beside a running server (through its local socket) or on a stopped one's data.
+    /// The registry's files are backed up separately (see the README).
+    Backup {
+        /// Where to write it: must not exist, or be empty.
+        dir: PathBuf,
+    },
+    /// Replace the index with a backup; the server must be stopped. Every file is verified
+    /// first; the index before is kept beside it as `v1.before-restore-<time>`.
+    Restore { dir: PathBuf },
     /// Show the effective configuration or check it.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -105,6 +115,8 @@ fn main() -> ExitCode {
         Command::Repo(cmd) => cli::repo(&config, cmd),
         Command::Token(cmd) => cli::token(&config, cmd),
         Command::Gc { dry_run } => gc(config, dry_run),
+        Command::Backup { dir } => cli::backup(&config, &dir),
+        Command::Restore { dir } => cli::restore(&config, &dir),
         Command::Check { .. } => Ok(()),
         Command::Config(ConfigCommand::Show) => {
             print!("{}", config.to_toml());
