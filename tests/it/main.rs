@@ -11,6 +11,7 @@ mod delegated;
 mod durability;
 mod gc;
 mod hardening;
+mod install;
 mod manage;
 mod privacy;
 mod revocation;
