@@ -321,6 +321,16 @@ async fn a_backup_taken_while_accounts_change_restores_that_point_in_time() {
         404,
         "and hidden from others"
     );
+
+    // On a new host: a restore into an empty data directory.
+    let fresh = tempfile::tempdir().expect("tmp");
+    let (ok, _, err) = cli(fresh.path(), &["restore", backup.to_str().expect("utf-8")], "");
+    assert!(ok, "{err}");
+    let s2 = Server::start_in(fresh.path(), "");
+    let (st, list) = call(&s2, M::GET, "/api/v1/users", Some(&root), None).await;
+    assert_eq!(st, 200, "{list}");
+    assert_eq!(list.as_array().expect("users").len(), users.len());
+    assert_eq!(status(&s2, "/api/v1/me", Some(&alice)).await, 200);
 }
 
 #[tokio::test]
