@@ -2,7 +2,8 @@
 //! accounts, repositories and access tokens through the management API (the running server's,
 //! over its local socket, or one started for the command on a stopped server's data); `gc`
 //! removes unreferenced blobs and `check` verifies the store (`--repair` quarantines corrupt
-//! blobs); `config` shows or checks the configuration.
+//! blobs); `backup` and `restore` save and bring back the index; `config` shows or checks the
+//! configuration.
 
 mod cli;
 
