@@ -268,6 +268,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn exchange_swaps_two_directories() {
+        let tmp = std::env::temp_dir().join(format!("skiff-exchange-{}", std::process::id()));
+        let (a, b) = (tmp.join("a"), tmp.join("b"));
+        fs::create_dir_all(&a).expect("a");
+        fs::create_dir_all(&b).expect("b");
+        fs::write(a.join("new"), "").expect("new");
+        fs::write(b.join("old"), "").expect("old");
+        exchange(&a, &b).expect("exchange");
+        let swapped = a.join("old").exists() && b.join("new").exists() && !a.join("new").exists();
+        let _ = fs::remove_dir_all(&tmp);
+        assert!(swapped);
+    }
+
+    #[test]
     fn stamps_are_utc_calendar_times() {
         assert_eq!(utc_stamp(0), "19700101T000000Z");
         assert_eq!(utc_stamp(951_782_400), "20000229T000000Z");

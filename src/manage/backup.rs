@@ -19,6 +19,7 @@ pub async fn take(state: &AppState, actor: &Actor) -> AppResult<Taken> {
     actor.require_admin()?;
     let index = super::repos::index(state)?.clone();
     let dir = state.config.data_dir.clone();
+    let started = std::time::Instant::now();
     let taken = index
         .run(move |ix| {
             let mut files = Scratch::new_in(&dir)?;
@@ -33,8 +34,9 @@ pub async fn take(state: &AppState, actor: &Actor) -> AppResult<Taken> {
         .map_err(|e| AppError::internal(format!("backup failed: {e}")))?;
     let m = &taken.manifest;
     log::info!(
-        "index backup taken by {}: {} trees, {} entries, {} bytes",
+        "index backup taken by {} in {} ms: {} trees, {} entries, {} bytes",
         actor.name(),
+        started.elapsed().as_millis(),
         m.files.len(),
         m.files.iter().map(|f| f.entries).sum::<u64>(),
         m.files.iter().map(|f| f.bytes).sum::<u64>()
