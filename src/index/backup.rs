@@ -5,7 +5,9 @@
 //! The point in time: every change goes through `Index::write`, which holds the index's
 //! writer lock shared while it runs; `export` holds it exclusively while it reads, so a change
 //! that spans trees (an account and its email, a token and its secret, an account deleted with
-//! its repositories) is in the backup whole or not at all. Reads never wait for it.
+//! its repositories) is in the backup whole or not at all. Reads never wait for it. The only
+//! writes outside `write` are bookkeeping of one entry in one tree (an access token's last use,
+//! an expired v1 token removed), which a backup sees before or after, never half.
 //!
 //! A tree file has one line per entry, `{"k": base64 key, "v": base64 value}`, in key order:
 //! the bytes sled holds, whatever they encode, so a restore gives back exactly what was there.
