@@ -2,7 +2,8 @@
 //! accounts, repositories and access tokens through the management API (the running server's,
 //! over its local socket, or one started for the command on a stopped server's data); `gc`
 //! removes unreferenced blobs and `check` verifies the store (`--repair` quarantines corrupt
-//! blobs); `config` shows or checks the configuration.
+//! blobs); `backup` and `restore` save and bring back the index; `config` shows or checks the
+//! configuration.
 
 mod cli;
 
@@ -64,6 +65,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Back up the index (accounts, repositories, tokens) at one point in time into a new
+    /// directory, beside a running server (through its local socket) or on a stopped one's data.
+    /// The registry's files are backed up separately (see the README).
+    Backup {
+        /// Where to write it: must not exist, or be empty.
+        dir: PathBuf,
+    },
+    /// Replace the index with a backup; the server must be stopped. Every file is verified
+    /// first; the index before is kept beside it as `v1.before-restore-<time>`.
+    Restore { dir: PathBuf },
     /// Show the effective configuration or check it.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -105,6 +116,8 @@ fn main() -> ExitCode {
         Command::Repo(cmd) => cli::repo(&config, cmd),
         Command::Token(cmd) => cli::token(&config, cmd),
         Command::Gc { dry_run } => gc(config, dry_run),
+        Command::Backup { dir } => cli::backup(&config, &dir),
+        Command::Restore { dir } => cli::restore(&config, &dir),
         Command::Check { .. } => Ok(()),
         Command::Config(ConfigCommand::Show) => {
             print!("{}", config.to_toml());

@@ -4,7 +4,7 @@
 //! log lines.
 
 use skiff::config::Config;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
@@ -93,6 +93,50 @@ impl Api {
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("HTTP {status}")))
         }
+    }
+}
+
+impl Api {
+    /// A `GET` whose 2xx body is read as it arrives: the body, exactly its Content-Length
+    /// long. Errors as for `call`.
+    pub fn stream(&self, path: &str) -> Result<impl BufRead, String> {
+        let mut sock = UnixStream::connect(&self.socket)
+            .map_err(|e| format!("cannot reach the server at {}: {e}", self.socket.display()))?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        sock.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
+        let mut reader = BufReader::with_capacity(1 << 20, sock);
+        let mut status = None;
+        let mut length = None;
+        loop {
+            let mut line = String::new();
+            let n = (&mut reader)
+                .take(64 << 10)
+                .read_line(&mut line)
+                .map_err(|e| e.to_string())?;
+            let line = line.trim_end();
+            if n == 0 || line.is_empty() {
+                break;
+            }
+            if status.is_none() {
+                status = line.split_whitespace().nth(1).and_then(|s| s.parse::<u16>().ok());
+            } else if let Some((name, value)) = line.split_once(':') {
+                if name.trim().eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse::<u64>().ok();
+                }
+            }
+        }
+        let status = status.ok_or("the server's answer has no status")?;
+        if !(200..300).contains(&status) {
+            let mut rest = Vec::new();
+            let _ = reader.take(1 << 20).read_to_end(&mut rest);
+            let value: serde_json::Value = serde_json::from_slice(&rest).unwrap_or_default();
+            return Err(value["error"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("HTTP {status}")));
+        }
+        let length = length.ok_or("the server's answer has no Content-Length")?;
+        Ok(reader.take(length))
     }
 }
 

@@ -2,9 +2,11 @@
 //! or a few calls of the management API (see `local`), printed for people (tab-separated lines
 //! for accounts, tables with human sizes and ages for repositories and tokens) or as JSON.
 
+mod backup;
 mod local;
 mod tokens;
 
+pub use backup::{backup, restore};
 pub use tokens::{run as token, TokenCommand};
 
 use clap::Subcommand;

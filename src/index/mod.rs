@@ -1,6 +1,7 @@
 //! The built-in v1 index: users, repositories (owner, visibility, collaborators, image list) and
 //! tokens, kept in sled. One `Db` per process, one tree per entity, opened once.
 
+pub mod backup;
 pub mod password;
 pub mod pats;
 pub mod repos;
@@ -38,6 +39,10 @@ pub struct Index {
     /// Bumped by every repository write, so a listing read before a write is never kept after
     /// it.
     listing_generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Every change made through `write` holds this shared while it runs; a backup holds it
+    /// exclusively while it reads the trees, so it sees each change whole or not at all, in
+    /// every tree at once (sled has no snapshot across trees).
+    writers: std::sync::Arc<std::sync::RwLock<()>>,
     /// A hash, at `pbkdf2_rounds`, of a password nobody has (made on first use).
     dummy_phc: std::sync::Arc<std::sync::OnceLock<String>>,
     /// Held while any handle is alive: one process per index.
@@ -88,6 +93,7 @@ impl Index {
             pbkdf2_rounds,
             listing: Default::default(),
             listing_generation: Default::default(),
+            writers: Default::default(),
             dummy_phc: Default::default(),
             _lock: std::sync::Arc::new(lock),
         };
@@ -125,7 +131,14 @@ impl Index {
         &self,
         f: impl FnOnce(&Index) -> AppResult<T> + Send + 'static,
     ) -> AppResult<T> {
-        let out = self.run(f).await?;
+        let out = self
+            .run(move |ix| {
+                // Shared with other writes; exclusive with a backup (see `backup`). The lock
+                // guards no data of its own, so a poisoned one is as good as a clean one.
+                let _shared = ix.writers.read().unwrap_or_else(|e| e.into_inner());
+                f(ix)
+            })
+            .await?;
         self.flush().await?;
         Ok(out)
     }

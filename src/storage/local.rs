@@ -80,3 +80,52 @@ pub fn backdate(path: &Path, secs: u64) -> io::Result<()> {
     let then = std::time::SystemTime::now() - std::time::Duration::from_secs(secs);
     fs::File::open(path)?.set_modified(then)
 }
+
+/// A scratch file with no name: created in `dir` (mode 0600) and unlinked at once, so it
+/// leaves nothing behind however the process ends. For data staged briefly on local disk (a
+/// backup of the index, read once while it is sent).
+#[derive(Debug)]
+pub struct Scratch(fs::File);
+
+impl Scratch {
+    pub fn new_in(dir: &Path) -> io::Result<Scratch> {
+        use std::os::unix::fs::OpenOptionsExt;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        fs::create_dir_all(dir)?;
+        let path = dir.join(format!(
+            ".scratch-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        fs::remove_file(&path)?;
+        Ok(Scratch(file))
+    }
+
+    /// Back to the start, to read what was written.
+    pub fn rewind(&mut self) -> io::Result<()> {
+        use std::io::Seek;
+        self.0.rewind()
+    }
+}
+
+impl io::Write for Scratch {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl io::Read for Scratch {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}

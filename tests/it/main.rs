@@ -4,12 +4,14 @@ mod common;
 
 mod access;
 mod architecture;
+mod backup;
 mod check;
 mod cli;
 mod delegated;
 mod durability;
 mod gc;
 mod hardening;
+mod install;
 mod manage;
 mod privacy;
 mod revocation;

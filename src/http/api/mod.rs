@@ -3,6 +3,7 @@
 //! scripts over HTTP with an account's credentials (HTTP Basic). See the README's "Operating
 //! Skiff" section for every route.
 
+mod backup;
 mod gc;
 mod repos;
 mod tokens;
@@ -26,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(users::configure)
             .configure(repos::configure)
             .configure(gc::configure)
+            .configure(backup::configure)
             .configure(tokens::configure)
             .default_service(web::to(no_route)),
     );
