@@ -48,6 +48,13 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Show storage usage: the store, each namespace (with its quota) and repository, unique
+    /// versus shared bytes.
+    Usage {
+        /// Print JSON (the API's answer).
+        #[arg(long)]
+        json: bool,
+    },
     /// Verify every stored blob against its digest and every tag, link and manifest reference.
     ///
     /// Prints one line per problem (kind, storage key, what is wrong) and a summary. Exit
@@ -105,6 +112,7 @@ fn main() -> ExitCode {
         Command::Repo(cmd) => cli::repo(&config, cmd),
         Command::Token(cmd) => cli::token(&config, cmd),
         Command::Gc { dry_run } => gc(config, dry_run),
+        Command::Usage { json } => cli::usage(&config, json),
         Command::Check { .. } => Ok(()),
         Command::Config(ConfigCommand::Show) => {
             print!("{}", config.to_toml());

@@ -3,8 +3,10 @@
 //! so every path to a change checks the same rules and logs the same way.
 
 pub mod gc;
+pub mod quotas;
 pub mod repos;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 
 use crate::auth::Principal;

@@ -6,6 +6,7 @@
 mod gc;
 mod repos;
 mod tokens;
+mod usage;
 mod users;
 
 use crate::auth::Identity;
@@ -27,6 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(repos::configure)
             .configure(gc::configure)
             .configure(tokens::configure)
+            .configure(usage::configure)
             .default_service(web::to(no_route)),
     );
 }
