@@ -453,4 +453,72 @@ mod tests {
             "the push's link serves"
         );
     }
+
+    /// The stale-link interleavings, forced at the worst moment: a blob whose only link is
+    /// stale when marked is kept when, during the sweep, a client is told it exists through
+    /// that link (the link is renewed) or a manifest naming it lands; a stale link nobody
+    /// touched goes with its blob.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stale_links_renewed_or_named_during_the_sweep_keep_their_blobs() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage = Storage::open_fs(dir.path()).await.expect("open");
+        let repos = V2Repositories::new(storage.clone()).with_grace(3600);
+        let repo = RepoName::parse("alice/stale").expect("name");
+        let asked = put_blob(&storage, b"asked about during the sweep").await;
+        let named = put_blob(&storage, b"named by a manifest during the sweep").await;
+        let config = put_blob(&storage, b"{}").await;
+        let forgotten = put_blob(&storage, b"nobody asks").await;
+        for d in [&asked, &named, &config, &forgotten] {
+            repos.link_blob(&repo, d).await.expect("link");
+            crate::storage::local::backdate(&dir.path().join(keys::blob(d)), 7200).expect("age");
+            crate::storage::local::backdate(&dir.path().join(keys::blob_link(&repo, d)), 7200).expect("age");
+        }
+        let manifest = serde_json::json!({
+            "schemaVersion": 2, "mediaType": manifest::OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": named, "size": 1}]
+        })
+        .to_string();
+        let opts = |dry_run| Options {
+            dry_run,
+            grace_secs: 3600,
+        };
+        let preview = collect(&storage, opts(true), |_| {}).await.expect("preview");
+        assert_eq!(preview.removed, 4, "every link is stale: {preview:?}");
+        let mut raced = false;
+        let report = collect(&storage, opts(false), |p| {
+            if p.phase == "sweeping" && !raced {
+                raced = true;
+                futures::executor::block_on(async {
+                    assert!(repos.blob_for_client(&repo, &asked).await.expect("head").is_some());
+                    let tag = TagName::parse("v1").expect("tag");
+                    repos
+                        .push_manifest(
+                            &repo,
+                            &Reference::Tag(tag.clone()),
+                            Bytes::from(manifest.clone()),
+                            manifest::OCI_MANIFEST,
+                            &[tag],
+                        )
+                        .await
+                        .expect("push");
+                });
+            }
+        })
+        .await
+        .expect("gc");
+        assert!(raced);
+        assert_eq!(
+            report.removed_blobs.iter().map(|f| &f.digest).collect::<Vec<_>>(),
+            vec![&forgotten]
+        );
+        assert_eq!((report.kept_referenced_meanwhile, report.links_removed), (3, 1));
+        for kept in [&asked, &named, &config] {
+            assert!(repos.blob(&repo, kept).await.expect("link").is_some(), "{kept} served");
+        }
+        assert!(repos.blob(&repo, &forgotten).await.expect("link").is_none());
+        // The next run sees the manifest and the renewed link.
+        let again = collect(&storage, opts(false), |_| {}).await.expect("gc");
+        assert_eq!(again.removed, 0, "{again:?}");
+    }
 }
