@@ -31,6 +31,104 @@ pub struct Config {
     pub ui: UiConfig,
     pub limits: LimitsConfig,
     pub gc: GcConfig,
+    pub quotas: QuotasConfig,
+}
+
+/// Storage quotas per namespace: the distinct bytes of the blobs its repositories reference
+/// (see `registry::references`). A push that would take a namespace over its quota is refused.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuotasConfig {
+    /// The quota of every namespace not listed in `namespaces`; 0 = unlimited.
+    pub default: ByteSize,
+    /// Quotas of single namespaces (`team = "50GiB"`); 0 = unlimited.
+    pub namespaces: std::collections::BTreeMap<String, ByteSize>,
+}
+
+impl QuotasConfig {
+    /// The quota of namespace `ns` in bytes, `None` when unlimited.
+    pub fn limit(&self, ns: &str) -> Option<u64> {
+        let ByteSize(bytes) = self.namespaces.get(ns).copied().unwrap_or(self.default);
+        (bytes > 0).then_some(bytes)
+    }
+}
+
+/// A size in bytes, written as a number or a string with a unit (`"512MiB"`, `"50 GB"`,
+/// `"1.5TiB"`, `"0"`): binary units (KiB, MiB, GiB, TiB) are powers of 1024, decimal ones (KB,
+/// MB, GB, TB) powers of 1000; `B` or no unit is bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(into = "u64")]
+pub struct ByteSize(pub u64);
+
+/// Bytes in binary units (the inverse of [`ByteSize`] for people), three significant digits (`0 B`, `512 B`, `1.50 KiB`, `23.4 GiB`).
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{bytes} B"),
+        _ if value < 10.0 => format!("{value:.2} {}", UNITS[unit]),
+        _ if value < 100.0 => format!("{value:.1} {}", UNITS[unit]),
+        _ => format!("{value:.0} {}", UNITS[unit]),
+    }
+}
+
+impl From<ByteSize> for u64 {
+    fn from(b: ByteSize) -> u64 {
+        b.0
+    }
+}
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+    fn from_str(raw: &str) -> Result<ByteSize, String> {
+        let t = raw.trim();
+        let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+        let (number, unit) = (&t[..split], t[split..].trim());
+        let factor: u64 = match unit.to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" => 1000,
+            "m" | "mb" => 1000_u64.pow(2),
+            "g" | "gb" => 1000_u64.pow(3),
+            "t" | "tb" => 1000_u64.pow(4),
+            "kib" => 1 << 10,
+            "mib" => 1 << 20,
+            "gib" => 1 << 30,
+            "tib" => 1 << 40,
+            _ => {
+                return Err(format!(
+                    "{raw:?}: unknown unit {unit:?} (use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)"
+                ))
+            }
+        };
+        let value: f64 = number
+            .parse()
+            .map_err(|_| format!("{raw:?} is not a size like \"50GiB\" or \"0\""))?;
+        let bytes = value * factor as f64;
+        if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+            return Err(format!("{raw:?} is too large"));
+        }
+        Ok(ByteSize(bytes as u64))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ByteSize, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(ByteSize(n)),
+            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
+    }
 }
 
 /// Garbage collection (it runs beside pushes and pulls).
@@ -187,6 +285,7 @@ impl Default for Config {
             ui: UiConfig::default(),
             limits: LimitsConfig::default(),
             gc: GcConfig::default(),
+            quotas: QuotasConfig::default(),
         }
     }
 }
@@ -480,6 +579,25 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), Co
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quotas_read_human_sizes() {
+        let c: Config = toml::from_str(
+            "[quotas]\ndefault = \"1.5KiB\"\n[quotas.namespaces]\nteam = \"50GiB\"\nfree = \"0\"\nraw = 1000\n",
+        )
+        .unwrap();
+        assert_eq!(c.quotas.limit("anyone"), Some(1536));
+        assert_eq!(c.quotas.limit("team"), Some(50 << 30));
+        assert_eq!(c.quotas.limit("free"), None, "0 is unlimited");
+        assert_eq!(c.quotas.limit("raw"), Some(1000));
+        assert_eq!(Config::default().quotas.limit("x"), None);
+        for (raw, bytes) in [("10 MB", 10_000_000), ("2tib", 2 << 40), ("7", 7), ("3k", 3000)] {
+            assert_eq!(raw.parse::<ByteSize>(), Ok(ByteSize(bytes)), "{raw}");
+        }
+        for bad in ["", "lots", "5 parsecs", "-1", "1e99TB"] {
+            assert!(bad.parse::<ByteSize>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn env_overrides_nested_keys() {

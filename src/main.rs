@@ -49,6 +49,13 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Show storage usage: the store, each namespace (with its quota) and repository, unique
+    /// versus shared bytes.
+    Usage {
+        /// Print JSON (the API's answer).
+        #[arg(long)]
+        json: bool,
+    },
     /// Verify every stored blob against its digest and every tag, link and manifest reference.
     ///
     /// Prints one line per problem (kind, storage key, what is wrong) and a summary. Exit
@@ -118,6 +125,7 @@ fn main() -> ExitCode {
         Command::Gc { dry_run } => gc(config, dry_run),
         Command::Backup { dir } => cli::backup(&config, &dir),
         Command::Restore { dir } => cli::restore(&config, &dir),
+        Command::Usage { json } => cli::usage(&config, json),
         Command::Check { .. } => Ok(()),
         Command::Config(ConfigCommand::Show) => {
             print!("{}", config.to_toml());

@@ -26,6 +26,8 @@ pub struct AppState {
     pub upload_slots: crate::http::uploads::UploadSlots,
     /// Garbage collection runs: the one going on, the last result.
     pub gc: crate::manage::gc::GcService,
+    /// What each namespace with a quota uses (`[quotas]`).
+    pub quotas: crate::manage::quotas::Quotas,
 }
 
 impl AppState {
@@ -33,10 +35,11 @@ impl AppState {
         AppState {
             v1_repos: V1Repositories::new(Images::new(storage.clone())),
             images: Images::new(storage.clone()),
-            v2_repos: V2Repositories::new(storage.clone()),
+            v2_repos: V2Repositories::new(storage.clone()).with_grace(config.gc.grace_secs),
             uploads: Uploads::new(storage.clone()),
             upload_slots: crate::http::uploads::UploadSlots::new(config.limits.uploads_per_user),
             gc: Default::default(),
+            quotas: Default::default(),
             storage,
             gate,
             index,

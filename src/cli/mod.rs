@@ -253,6 +253,78 @@ pub fn gc(config: &Config, dry_run: bool) -> Result<(), String> {
             n => format!("; removed {n} abandoned upload sessions"),
         }
     );
+    let by_repository = r["by_repository"].as_array().map(Vec::as_slice).unwrap_or_default();
+    if !by_repository.is_empty() {
+        let rows = by_repository
+            .iter()
+            .map(|b| {
+                vec![
+                    b["repository"].as_str().unwrap_or("(no repository)").to_string(),
+                    b["removed"].as_u64().unwrap_or(0).to_string(),
+                    human_size(b["removed_bytes"].as_u64().unwrap_or(0)),
+                ]
+            })
+            .collect();
+        print_table(&["REPOSITORY", "BLOBS", "SIZE"], rows);
+    }
+    Ok(())
+}
+
+/// `skiff usage`: the usage report, as tables with human sizes or as JSON.
+pub fn usage(config: &Config, json: bool) -> Result<(), String> {
+    let api = local::Api::connect(config)?;
+    let report = api.call("GET", "/api/v1/usage", None)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+        return Ok(());
+    }
+    let size = |v: &Value| human_size(v.as_u64().unwrap_or(0));
+    let s = &report["store"];
+    if !s.is_null() {
+        println!(
+            "store: {} in {} blobs; referenced {} (v1 layers in no repository {}); garbage {} in {} blobs; uploads in progress {} in {} sessions",
+            size(&s["total_bytes"]),
+            s["blobs"].as_u64().unwrap_or(0),
+            size(&s["referenced_bytes"]),
+            size(&s["unattributed_bytes"]),
+            size(&s["garbage_bytes"]),
+            s["garbage_blobs"].as_u64().unwrap_or(0),
+            size(&s["upload_bytes"]),
+            s["upload_sessions"].as_u64().unwrap_or(0),
+        );
+        println!();
+    }
+    let rows = |list: &Value, first: &dyn Fn(&Value) -> Vec<String>| -> Vec<Vec<String>> {
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .map(|v| {
+                let mut row = vec![v["name"].as_str().unwrap_or_default().to_string()];
+                row.extend(first(v));
+                row.extend([size(&v["bytes"]), size(&v["unique_bytes"]), size(&v["shared_bytes"])]);
+                row
+            })
+            .collect()
+    };
+    let quota = |v: &Value| {
+        vec![
+            v["repositories"].as_u64().unwrap_or(0).to_string(),
+            match v["quota"].as_u64() {
+                Some(limit) => human_size(limit),
+                None => "-".to_string(),
+            },
+        ]
+    };
+    print_table(
+        &["NAMESPACE", "REPOSITORIES", "QUOTA", "SIZE", "UNIQUE", "SHARED"],
+        rows(&report["namespaces"], &quota),
+    );
+    println!();
+    let blobs = |v: &Value| vec![v["blobs"].as_u64().unwrap_or(0).to_string()];
+    print_table(
+        &["REPOSITORY", "BLOBS", "SIZE", "UNIQUE", "SHARED"],
+        rows(&report["repositories"], &blobs),
+    );
     Ok(())
 }
 
@@ -297,22 +369,7 @@ fn print_table(header: &[&str], rows: Vec<Vec<String>>) {
     }
 }
 
-/// Bytes in binary units, three significant digits (`0 B`, `512 B`, `1.50 KiB`, `23.4 GiB`).
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    match unit {
-        0 => format!("{bytes} B"),
-        _ if value < 10.0 => format!("{value:.2} {}", UNITS[unit]),
-        _ if value < 100.0 => format!("{value:.1} {}", UNITS[unit]),
-        _ => format!("{value:.0} {}", UNITS[unit]),
-    }
-}
+pub use skiff::config::human_size;
 
 /// How long ago a time (seconds since the epoch) was, roughly.
 fn age(then: u64) -> String {

@@ -53,6 +53,37 @@ impl GcService {
     }
 }
 
+/// What the last run (or preview) freed, or would free, of one repository.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepositoryView {
+    pub dry_run: bool,
+    pub started: u64,
+    pub finished: u64,
+    #[serde(flatten)]
+    pub freed: gc::RepositoryFreed,
+}
+
+/// The last run's bucket of repository `name`: for administrators, and for whoever manages
+/// the repository (only administrators start runs). 404 before any run.
+pub async fn for_repository(state: &AppState, actor: &Actor, name: &str) -> AppResult<RepositoryView> {
+    let repo = crate::names::RepoName::parse(name)?;
+    if !actor.is_admin() {
+        super::repos::managed(state, actor, name).await?;
+    }
+    let last = state.gc.status().last;
+    let Some((last, report)) = last.as_ref().and_then(|l| Some((l, l.report.as_ref()?))) else {
+        return Err(AppError::not_found(
+            "No garbage collection has finished yet: an administrator starts a preview with POST /api/v1/gc {\"dry_run\": true}",
+        ));
+    };
+    Ok(RepositoryView {
+        dry_run: report.dry_run,
+        started: last.started,
+        finished: last.finished,
+        freed: report.for_repository(repo.as_str()),
+    })
+}
+
 pub fn status(state: &AppState, actor: &Actor) -> AppResult<Status> {
     actor.require_admin()?;
     Ok(state.gc.status())
@@ -123,6 +154,10 @@ async fn run(state: &AppState, dry_run: bool, started: u64, by: String) -> Finis
         log::error!("gc: {e}");
     }
     let report = result.ok();
+    if !dry_run {
+        // Stale links went with their blobs: namespace usage is counted afresh.
+        state.quotas.forget().await;
+    }
     if let Some(r) = &report {
         log::info!(
             "gc by {by}: {} {} blobs ({} bytes), kept {}",

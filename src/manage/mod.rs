@@ -4,8 +4,10 @@
 
 pub mod backup;
 pub mod gc;
+pub mod quotas;
 pub mod repos;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 
 use crate::auth::Principal;

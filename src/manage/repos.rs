@@ -86,7 +86,7 @@ pub async fn list(state: &AppState, actor: &Actor, namespace: Option<&str>) -> A
 
 /// The record of a repository the actor may manage; absent (404) when they may not read it,
 /// 403 when they may read but not manage it.
-async fn managed(state: &AppState, actor: &Actor, name: &str) -> AppResult<(RepoName, Repo)> {
+pub(crate) async fn managed(state: &AppState, actor: &Actor, name: &str) -> AppResult<(RepoName, Repo)> {
     let ix = index(state)?;
     let repo = RepoName::parse(name)?;
     let absent = || AppError::not_found("Repository not found");
@@ -122,6 +122,7 @@ pub async fn delete_by_name(state: &AppState, name: &str) -> AppResult<()> {
     let repo = RepoName::parse(name)?;
     if state.config.registry {
         state.v1_repos.delete_repo(&repo).await?;
+        state.quotas.forget().await;
     }
     let ix = index(state)?;
     ix.write(move |ix| ix.delete_repo(&repo)).await?;

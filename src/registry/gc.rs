@@ -1,24 +1,24 @@
 //! Garbage collection of the shared blob store: mark every blob something still refers to
-//! (a v1 image's layer, a v2 repository's blob link, a blob a stored manifest references),
-//! sweep the rest. Deleting a repository, tag, manifest or blob link only drops references;
-//! the bytes go here. It runs beside pushes and pulls: `storage::pins` says how the two stay
-//! apart.
+//! (see `references`: a v1 image's layer, a blob a stored manifest references, a repository's
+//! blob link younger than the grace period), sweep the rest with the stale links to it.
+//! Deleting a repository, tag, manifest or blob link only drops references; the bytes go here.
+//! It runs beside pushes and pulls: `storage::pins` says how the two stay apart.
 
-use super::v1::images::LayerLink;
-use super::v2::manifest;
+use super::references;
 use crate::digest::Digest;
-use crate::storage::keys::{self, RepositoryEntry};
+use crate::names::RepoName;
+use crate::storage::keys;
 use crate::storage::Storage;
 use serde::Serialize;
-use std::collections::HashSet;
 use std::io;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
     /// Only count what would go.
     pub dry_run: bool,
-    /// Unreferenced blobs written (or written again) more recently than this are kept: a push
-    /// between storing a blob and referring to it is never robbed.
+    /// Unreferenced blobs written (or written again) more recently than this are kept, and
+    /// blob links this young are references: a push between storing a blob and referring to
+    /// it from its manifest is never robbed.
     pub grace_secs: u64,
 }
 
@@ -27,6 +27,18 @@ pub struct Options {
 pub struct Freed {
     pub digest: Digest,
     pub size: u64,
+    /// The repositories whose (stale) links to it go with it; empty when none linked it.
+    pub repositories: Vec<String>,
+}
+
+/// What a run frees for one repository: the blobs it linked (and no longer references) that
+/// go. `repository` is `None` for the blobs no repository linked any more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RepositoryFreed {
+    pub repository: Option<String>,
+    pub removed: usize,
+    pub removed_bytes: u64,
+    pub blobs: Vec<Digest>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -41,9 +53,56 @@ pub struct Report {
     pub removed_bytes: u64,
     /// Every blob removed, with its size.
     pub removed_blobs: Vec<Freed>,
+    /// The removed blobs by the repositories that linked them, in name order, then the ones no
+    /// repository linked (`"repository": null`). A blob linked by two repositories is listed
+    /// under both, so the buckets' bytes may add up to more than `removed_bytes`.
+    pub by_repository: Vec<RepositoryFreed>,
+    /// Stale blob links removed with their blobs (real runs only).
+    pub links_removed: usize,
     /// Stored manifests that do not parse (`repo@digest`): every digest written in them was
     /// kept, since what they reference cannot be known exactly.
     pub unparsable: Vec<String>,
+}
+
+impl Report {
+    /// The bucket of one repository (an empty one when the run frees nothing of it).
+    pub fn for_repository(&self, repo: &str) -> RepositoryFreed {
+        self.by_repository
+            .iter()
+            .find(|b| b.repository.as_deref() == Some(repo))
+            .cloned()
+            .unwrap_or(RepositoryFreed {
+                repository: Some(repo.to_string()),
+                removed: 0,
+                removed_bytes: 0,
+                blobs: Vec::new(),
+            })
+    }
+
+    fn bucket(&mut self, freed: &Freed) {
+        let names: Vec<Option<String>> = match freed.repositories.is_empty() {
+            true => vec![None],
+            false => freed.repositories.iter().cloned().map(Some).collect(),
+        };
+        for name in names {
+            let at = match self.by_repository.iter().position(|b| b.repository == name) {
+                Some(at) => at,
+                None => {
+                    self.by_repository.push(RepositoryFreed {
+                        repository: name,
+                        removed: 0,
+                        removed_bytes: 0,
+                        blobs: Vec::new(),
+                    });
+                    self.by_repository.len() - 1
+                }
+            };
+            let b = &mut self.by_repository[at];
+            b.removed += 1;
+            b.removed_bytes += freed.size;
+            b.blobs.push(freed.digest.clone());
+        }
+    }
 }
 
 /// Where a run is, for progress bars.
@@ -65,6 +124,9 @@ pub enum GcError {
 /// Marks what is referenced, then sweeps the rest, beside live pushes (see `storage::pins`).
 pub async fn collect(storage: &Storage, opts: Options, mut progress: impl FnMut(Progress)) -> Result<Report, GcError> {
     let run = storage.pins().begin().ok_or(GcError::Busy)?;
+    // References being written as the run began finish before the marking walks: each is
+    // then either seen by the walk or recorded as touched.
+    drop(run.exclusive().await);
     let started = crate::clock::now_secs();
     let mut report = Report {
         dry_run: opts.dry_run,
@@ -74,7 +136,11 @@ pub async fn collect(storage: &Storage, opts: Options, mut progress: impl FnMut(
         phase: "marking",
         ..Progress::default()
     });
-    let marked = mark(storage, &mut report).await?;
+    let scan = references::scan(storage, opts.grace_secs, started).await?;
+    report.unparsable = scan.unparsable.clone();
+    let marked = scan.marked();
+    let mut stale = scan.stale_links();
+    drop(scan);
     let blobs = storage.walk(keys::BLOBS).await?;
     let total = blobs.len() as u64;
     for (n, key) in blobs.iter().enumerate() {
@@ -108,65 +174,37 @@ pub async fn collect(storage: &Storage, opts: Options, mut progress: impl FnMut(
             report.kept_recent += 1;
             continue;
         }
-        report.removed += 1;
-        report.removed_bytes += stat.size;
-        report.removed_blobs.push(Freed {
+        let linked_by: Vec<RepoName> = stale.remove(&digest).unwrap_or_default();
+        let freed = Freed {
             digest: digest.clone(),
             size: stat.size,
-        });
+            repositories: linked_by.iter().map(|r| r.to_string()).collect(),
+        };
+        report.removed += 1;
+        report.removed_bytes += stat.size;
+        report.bucket(&freed);
+        report.removed_blobs.push(freed);
         if !opts.dry_run {
             storage.delete(key).await?;
+            // Under the same exclusive moment: a push linking the blob again waits, then
+            // finds it gone, and never has its fresh link removed here.
+            for repo in &linked_by {
+                if storage.delete(&keys::blob_link(repo, &digest)).await? {
+                    report.links_removed += 1;
+                }
+            }
             log::info!("gc: removed {digest} ({} bytes)", stat.size);
         }
     }
+    report
+        .by_repository
+        .sort_by(|a, b| (a.repository.is_none(), &a.repository).cmp(&(b.repository.is_none(), &b.repository)));
     progress(Progress {
         phase: "done",
         done: total,
         total,
     });
     Ok(report)
-}
-
-async fn mark(storage: &Storage, report: &mut Report) -> io::Result<HashSet<Digest>> {
-    let mut marked = HashSet::new();
-    // v1 image layers: of every owner's copy.
-    for key in storage.walk(keys::IMAGES).await? {
-        if keys::parse_image_layer(&key).is_none() {
-            continue;
-        }
-        if let Some(raw) = storage.get(&key).await? {
-            if let Ok(link) = serde_json::from_slice::<LayerLink>(&raw) {
-                marked.insert(link.digest);
-            }
-        }
-    }
-    // v2: every repository's blob links and what its manifests reference.
-    for key in storage.walk(keys::REPOSITORIES).await? {
-        match keys::parse_repository_key(&key) {
-            Some((_, RepositoryEntry::BlobLink(d))) => {
-                marked.insert(d);
-            }
-            Some((repo, RepositoryEntry::RevisionData(d))) => {
-                let found = storage
-                    .get_many(vec![keys::revision_data(&repo, &d), keys::revision_type(&repo, &d)])
-                    .await?;
-                let (Some(Some(body)), Some(Some(media_type))) = (found.first(), found.get(1)) else {
-                    log::debug!("gc: {repo}: revision {d} incomplete, skipped");
-                    continue;
-                };
-                match manifest::parse(body, &String::from_utf8_lossy(media_type)) {
-                    Ok(parsed) => marked.extend(parsed.blobs),
-                    Err(e) => {
-                        log::warn!("gc: {repo}@{d} does not parse ({e}): keeping every blob it names");
-                        marked.extend(digests_in(body));
-                        report.unparsable.push(format!("{repo}@{d}"));
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(marked)
 }
 
 /// Every well-formed digest written anywhere in `text`.
@@ -191,6 +229,8 @@ pub(crate) fn digests_in(text: &[u8]) -> Vec<Digest> {
 mod tests {
     use super::*;
     use crate::names::{ImageCopy, ImageId, Owner, RepoName, TagName};
+    use crate::registry::v1::images::LayerLink;
+    use crate::registry::v2::manifest;
     use crate::registry::v2::repositories::{Reference, V2Repositories};
     use bytes::Bytes;
 
@@ -258,18 +298,56 @@ mod tests {
                 .expect("put");
         }
 
+        // A link no manifest backs is a reference only within the grace period.
+        let grace = |dry_run| Options {
+            dry_run,
+            grace_secs: 3600,
+        };
+        let young = collect(&storage, grace(true), |_| {}).await.expect("dry run");
+        assert_eq!((young.kept, young.removed), (5, 0), "{young:?}");
         let opts = |dry_run| Options { dry_run, grace_secs: 0 };
         let dry = collect(&storage, opts(true), |_| {}).await.expect("dry run");
-        assert_eq!((dry.kept, dry.removed, dry.removed_bytes), (4, 1, 6));
+        assert_eq!((dry.kept, dry.removed, dry.removed_bytes), (3, 2, 11));
+        assert_eq!(
+            dry.by_repository,
+            vec![
+                RepositoryFreed {
+                    repository: Some("alice/data".into()),
+                    removed: 1,
+                    removed_bytes: 5,
+                    blobs: vec![layer.clone()]
+                },
+                RepositoryFreed {
+                    repository: None,
+                    removed: 1,
+                    removed_bytes: 6,
+                    blobs: vec![orphan.clone()]
+                },
+            ]
+        );
         assert_eq!(
             storage.blob_size(&orphan).await.expect("stat"),
             Some(6),
             "dry run removes nothing"
         );
         let done = collect(&storage, opts(false), |_| {}).await.expect("gc");
-        assert_eq!(Report { dry_run: true, ..done }, dry);
-        assert_eq!(storage.blob_size(&orphan).await.expect("stat"), None);
-        for kept in [&config, &layer, &v1_layer, &other_copy_layer] {
+        assert_eq!(done.links_removed, 1);
+        assert_eq!(
+            Report {
+                dry_run: true,
+                links_removed: 0,
+                ..done
+            },
+            dry
+        );
+        for gone in [&orphan, &layer] {
+            assert_eq!(storage.blob_size(gone).await.expect("stat"), None);
+        }
+        assert!(
+            !storage.exists(&keys::blob_link(&repo, &layer)).await.expect("stat"),
+            "the stale link goes with its blob"
+        );
+        for kept in [&config, &v1_layer, &other_copy_layer] {
             assert!(storage.blob_size(kept).await.expect("stat").is_some(), "{kept} kept");
         }
         assert_eq!(collect(&storage, opts(false), |_| {}).await.expect("again").removed, 0);
@@ -374,5 +452,73 @@ mod tests {
             repos.blob(&repo, &linked).await.expect("link").is_some(),
             "the push's link serves"
         );
+    }
+
+    /// The stale-link interleavings, forced at the worst moment: a blob whose only link is
+    /// stale when marked is kept when, during the sweep, a client is told it exists through
+    /// that link (the link is renewed) or a manifest naming it lands; a stale link nobody
+    /// touched goes with its blob.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stale_links_renewed_or_named_during_the_sweep_keep_their_blobs() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage = Storage::open_fs(dir.path()).await.expect("open");
+        let repos = V2Repositories::new(storage.clone()).with_grace(3600);
+        let repo = RepoName::parse("alice/stale").expect("name");
+        let asked = put_blob(&storage, b"asked about during the sweep").await;
+        let named = put_blob(&storage, b"named by a manifest during the sweep").await;
+        let config = put_blob(&storage, b"{}").await;
+        let forgotten = put_blob(&storage, b"nobody asks").await;
+        for d in [&asked, &named, &config, &forgotten] {
+            repos.link_blob(&repo, d).await.expect("link");
+            crate::storage::local::backdate(&dir.path().join(keys::blob(d)), 7200).expect("age");
+            crate::storage::local::backdate(&dir.path().join(keys::blob_link(&repo, d)), 7200).expect("age");
+        }
+        let manifest = serde_json::json!({
+            "schemaVersion": 2, "mediaType": manifest::OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": named, "size": 1}]
+        })
+        .to_string();
+        let opts = |dry_run| Options {
+            dry_run,
+            grace_secs: 3600,
+        };
+        let preview = collect(&storage, opts(true), |_| {}).await.expect("preview");
+        assert_eq!(preview.removed, 4, "every link is stale: {preview:?}");
+        let mut raced = false;
+        let report = collect(&storage, opts(false), |p| {
+            if p.phase == "sweeping" && !raced {
+                raced = true;
+                futures::executor::block_on(async {
+                    assert!(repos.blob_for_client(&repo, &asked).await.expect("head").is_some());
+                    let tag = TagName::parse("v1").expect("tag");
+                    repos
+                        .push_manifest(
+                            &repo,
+                            &Reference::Tag(tag.clone()),
+                            Bytes::from(manifest.clone()),
+                            manifest::OCI_MANIFEST,
+                            &[tag],
+                        )
+                        .await
+                        .expect("push");
+                });
+            }
+        })
+        .await
+        .expect("gc");
+        assert!(raced);
+        assert_eq!(
+            report.removed_blobs.iter().map(|f| &f.digest).collect::<Vec<_>>(),
+            vec![&forgotten]
+        );
+        assert_eq!((report.kept_referenced_meanwhile, report.links_removed), (3, 1));
+        for kept in [&asked, &named, &config] {
+            assert!(repos.blob(&repo, kept).await.expect("link").is_some(), "{kept} served");
+        }
+        assert!(repos.blob(&repo, &forgotten).await.expect("link").is_none());
+        // The next run sees the manifest and the renewed link.
+        let again = collect(&storage, opts(false), |_| {}).await.expect("gc");
+        assert_eq!(again.removed, 0, "{again:?}");
     }
 }

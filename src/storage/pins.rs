@@ -7,6 +7,12 @@
 //!   the sweep or written after the blob was checked to exist.
 //! - A blob written (or written again, as a duplicate) is younger than the grace period, which
 //!   the sweep never deletes: a push between storing a blob and linking it keeps it.
+//! - A collection waits, once it has begun recording, for the references being written to
+//!   finish before it marks: each is then either seen by the marking walk or recorded.
+//! - A blob link references its blob without a manifest only while younger than the grace
+//!   period (`registry::references`); a client told the blob exists through an old link has
+//!   the link renewed under a pin (`V2Repositories::blob_for_client`), and a manifest is
+//!   checked and written under a pin on every blob it names.
 //! - One collection at a time.
 
 use crate::digest::Digest;
@@ -31,6 +37,17 @@ impl Pins {
         if let Ok(mut touched) = self.touched.lock() {
             if let Some(set) = touched.as_mut() {
                 set.insert(digest.clone());
+            }
+        }
+        guard
+    }
+
+    /// [`Pins::reference`] for several blobs at once (a manifest's), under one guard.
+    pub async fn reference_all(&self, digests: &[Digest]) -> ReferenceGuard<'_> {
+        let guard = self.references.read().await;
+        if let Ok(mut touched) = self.touched.lock() {
+            if let Some(set) = touched.as_mut() {
+                set.extend(digests.iter().cloned());
             }
         }
         guard

@@ -18,6 +18,7 @@ mod revocation;
 mod slow_clients;
 mod tokens;
 mod ui;
+mod usage;
 mod v1_errors;
 mod v1_flows;
 mod v1_layout;

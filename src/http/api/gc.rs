@@ -17,6 +17,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// `GET /api/v1/repositories/{name}/-/gc` (routed in `repos`): the last run's figures for one
+/// repository.
+pub(super) async fn repository(
+    state: web::Data<AppState>,
+    ApiCaller(actor): ApiCaller,
+    name: web::Path<String>,
+) -> AppResult<HttpResponse> {
+    ok(&gc::for_repository(&state, &actor, &name).await?)
+}
+
 async fn status(state: web::Data<AppState>, ApiCaller(actor): ApiCaller) -> AppResult<HttpResponse> {
     ok(&gc::status(&state, &actor)?)
 }

@@ -7,6 +7,7 @@ mod backup;
 mod gc;
 mod repos;
 mod tokens;
+mod usage;
 mod users;
 
 use crate::auth::Identity;
@@ -29,6 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(gc::configure)
             .configure(backup::configure)
             .configure(tokens::configure)
+            .configure(usage::configure)
             .default_service(web::to(no_route)),
     );
 }

@@ -12,6 +12,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/repositories", web::get().to(list))
         .route("/repositories/{name:.+}/-/visibility", web::put().to(visibility))
         .route("/repositories/{name:.+}/-/description", web::put().to(description))
+        .route("/repositories/{name:.+}/-/gc", web::get().to(super::gc::repository))
         .service(
             web::resource("/repositories/{name:.+}/-/collaborators/{user}")
                 .route(web::put().to(add_collaborator))

@@ -116,14 +116,25 @@ async fn put_layer(
 ) -> AppResult<HttpResponse> {
     let id = ImageId::parse(&id)?;
     let (image, uploader) = target(&state, &who, &id).await?;
+    // The namespace charged: the repository the push names, else the uploader's own.
+    let namespace = match &uploader.repo {
+        Some(repo) => repo.namespace().to_string(),
+        None => uploader.name.clone(),
+    };
+    state.quotas.check_room(&state, &namespace).await?;
     let _slot = match has_body(&req) {
         true => take_slot(&state, &req, Some(&uploader.name))?,
         false => None,
     };
-    state
+    let link = state
         .images
         .put_layer(&image, &uploader.owner(), TimedBody::new(&state, body))
         .await?;
+    if let Err(e) = state.quotas.admit(&state, &namespace, &link.digest, link.size).await {
+        // Over the quota: the image stays without a layer (the bytes go at the next gc).
+        state.images.drop_layer(&image).await?;
+        return Err(e);
+    }
     Ok(ok_true())
 }
 

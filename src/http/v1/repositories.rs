@@ -231,6 +231,7 @@ async fn delete_repository(
     let mut found = false;
     if state.config.registry {
         found |= state.v1_repos.delete_repo(&repo).await?;
+        state.quotas.forget().await;
     }
     // A delete token was granted by this very index for this repository: the repository goes
     // whole, record included, so it is absent on every route afterwards.

@@ -43,7 +43,7 @@ async fn get_blob(
     path: web::Path<(String, String)>,
 ) -> V2Result<HttpResponse> {
     let digest = existing_digest(&path.1)?;
-    let Some(size) = state.v2_repos.blob(access.repo(), &digest).await? else {
+    let Some(size) = state.v2_repos.blob_for_client(access.repo(), &digest).await? else {
         return Err(not_found(&state, access.repo(), blob_unknown()).await);
     };
     let resp = files::serve(&req, &state.storage, &digest, size, "application/octet-stream", |r| {
@@ -64,6 +64,7 @@ async fn delete_blob(
     // DIGEST_INVALID here.
     let digest: Digest = path.1.parse()?;
     if state.v2_repos.unlink_blob(access.repo(), &digest).await? {
+        state.quotas.forget().await;
         Ok(HttpResponse::Accepted()
             .insert_header(("Docker-Content-Digest", digest.to_string()))
             .finish())

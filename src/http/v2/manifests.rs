@@ -147,6 +147,8 @@ async fn delete_manifest(
         Reference::Digest(d) => state.v2_repos.delete_manifest_and_tags(access.repo(), &d).await?,
     };
     if found {
+        // References went: namespace usage is counted afresh (`manage::quotas`).
+        state.quotas.forget().await;
         Ok(HttpResponse::Accepted().finish())
     } else {
         Err(manifest_unknown().into())

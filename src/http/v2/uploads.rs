@@ -47,6 +47,11 @@ fn in_progress(status: actix_web::http::StatusCode, name: &Name, uuid: &str, off
 }
 
 async fn link(state: &AppState, who: &Identity, name: &Name, digest: &Digest) -> V2Result<()> {
+    // The namespace's quota: 403 DENIED naming the limit and the usage (`manage::quotas`). The
+    // bytes stay unreferenced, for the next gc.
+    if let Some(size) = state.storage.blob_size(digest).await.map_err(AppError::from)? {
+        state.quotas.admit(state, name.repo.namespace(), digest, size).await?;
+    }
     state.v2_repos.link_blob(&name.repo, digest).await?;
     Ok(state.ensure_record(who, &name.repo).await?)
 }
@@ -99,6 +104,7 @@ async fn start(
         }
     } else if let Some(digest) = query_one(&req, "digest") {
         let digest: Digest = digest.parse()?;
+        state.quotas.check_room(&state, name.repo.namespace()).await?;
         let _slot = slot_for(&state, &req, &who)?;
         state
             .uploads
@@ -114,6 +120,7 @@ async fn start(
             return Err(AppError::new(Kind::DigestInvalid, format!("unsupported digest algorithm {other:?}")).into())
         }
     };
+    state.quotas.check_room(&state, name.repo.namespace()).await?;
     let uuid = state.uploads.start(&name.repo, algo).await?;
     Ok(in_progress(actix_web::http::StatusCode::ACCEPTED, &name, &uuid, 0))
 }

@@ -278,6 +278,14 @@ impl Images {
         Ok(link)
     }
 
+    /// Undoes step 2 (a push refused after the layer was stored, over its namespace's quota):
+    /// the copy has no layer, so it is incomplete; the blob is left to garbage collection.
+    pub async fn drop_layer(&self, copy: &ImageCopy) -> AppResult<()> {
+        self.storage.delete(&keys::image(copy, "layer")).await?;
+        self.storage.delete(&keys::image(copy, "_checksum")).await?;
+        Ok(())
+    }
+
     /// Step 3: the client's payload checksum must equal the one computed while streaming.
     pub async fn put_checksum(
         &self,

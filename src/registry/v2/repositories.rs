@@ -35,11 +35,48 @@ pub struct StoredManifest {
 #[derive(Clone)]
 pub struct V2Repositories {
     storage: Storage,
+    /// `gc.grace_secs`: how long a blob link references its blob without a manifest behind it
+    /// (see `registry::references`).
+    grace_secs: u64,
 }
 
 impl V2Repositories {
     pub fn new(storage: Storage) -> V2Repositories {
-        V2Repositories { storage }
+        V2Repositories {
+            storage,
+            grace_secs: crate::config::GcConfig::default().grace_secs,
+        }
+    }
+
+    /// With garbage collection's grace period (`gc.grace_secs`).
+    pub fn with_grace(self, grace_secs: u64) -> V2Repositories {
+        V2Repositories { grace_secs, ..self }
+    }
+
+    /// Whether a link written at `modified` is due for renewal: older than half the grace
+    /// period, so that what a client is told exists stays a reference for at least that long.
+    fn link_is_old(&self, modified: Option<u64>) -> bool {
+        modified.is_some_and(|m| m.saturating_add(self.grace_secs / 2) < crate::clock::now_secs())
+    }
+
+    /// The blob's size for a `HEAD`/`GET` through the repository, renewing an old link. A
+    /// client told "exists" skips the upload and pushes a manifest naming the blob: renewed
+    /// under a reference pin (`storage::pins`), the link keeps the blob through any collection
+    /// for half the grace period more, at most one write per link per half grace period.
+    pub async fn blob_for_client(&self, repo: &RepoName, d: &Digest) -> AppResult<Option<u64>> {
+        let link = keys::blob_link(repo, d);
+        let Some(stat) = self.storage.stat(&link).await? else {
+            return Ok(None);
+        };
+        if !self.link_is_old(stat.modified) {
+            return Ok(self.storage.blob_size(d).await?);
+        }
+        let _pin = self.storage.pins().reference(d).await;
+        let Some(size) = self.storage.blob_size(d).await? else {
+            return Ok(None);
+        };
+        self.storage.put(&link, Bytes::new()).await?;
+        Ok(Some(size))
     }
 
     pub async fn exists(&self, repo: &RepoName) -> AppResult<bool> {
@@ -61,8 +98,13 @@ impl V2Repositories {
         if self.storage.blob_size(d).await?.is_none() {
             return Err(AppError::not_found(format!("blob {d} is not stored")));
         }
+        // A link already there is renewed when old: the push references the blob afresh.
         let k = keys::blob_link(repo, d);
-        if !self.storage.exists(&k).await? {
+        let renew = match self.storage.stat(&k).await? {
+            None => true,
+            Some(stat) => self.link_is_old(stat.modified),
+        };
+        if renew {
             self.storage.put(&k, Bytes::new()).await?;
         }
         Ok(())
@@ -110,6 +152,9 @@ impl V2Repositories {
                 ));
             }
         }
+        // Pinned from the check to the write: a collection either sees the manifest or keeps
+        // what it names (`storage::pins`).
+        let _pin = self.storage.pins().reference_all(&parsed.blobs).await;
         let mut missing: Vec<String> = Vec::new();
         for blob in &parsed.blobs {
             if self.blob(repo, blob).await?.is_none() {
