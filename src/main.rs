@@ -1,8 +1,9 @@
 //! The `skiff` command: `serve` runs the server; `user ...`, `repo ...` and `token ...` manage
 //! accounts, repositories and access tokens through the management API (the running server's,
 //! over its local socket, or one started for the command on a stopped server's data); `gc`
-//! removes unreferenced blobs and `check` verifies the store (`--repair` quarantines corrupt
-//! blobs); `config` shows or checks the configuration.
+//! removes unreferenced blobs, `retention` deletes the tags the retention policies do not
+//! keep, and `check` verifies the store (`--repair` quarantines corrupt blobs); `config`
+//! shows or checks the configuration.
 
 mod cli;
 
@@ -45,6 +46,13 @@ enum Command {
     /// socket) or on a stopped one's data.
     Gc {
         /// Only report what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Delete the tags the `[[retention.policy]]` tables of registry.toml do not keep (and the
+    /// manifests left untagged), on the running server or a stopped one's data.
+    Retention {
+        /// Only list what a run would delete.
         #[arg(long)]
         dry_run: bool,
     },
@@ -105,6 +113,7 @@ fn main() -> ExitCode {
         Command::Repo(cmd) => cli::repo(&config, cmd),
         Command::Token(cmd) => cli::token(&config, cmd),
         Command::Gc { dry_run } => gc(config, dry_run),
+        Command::Retention { dry_run } => cli::retention(&config, dry_run),
         Command::Check { .. } => Ok(()),
         Command::Config(ConfigCommand::Show) => {
             print!("{}", config.to_toml());

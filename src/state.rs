@@ -26,6 +26,10 @@ pub struct AppState {
     pub upload_slots: crate::http::uploads::UploadSlots,
     /// Garbage collection runs: the one going on, the last result.
     pub gc: crate::manage::gc::GcService,
+    /// Pulls counted in memory, flushed to the index now and then (see `manage::pulls`).
+    pub pulls: crate::manage::pulls::PullCounter,
+    /// Retention runs, one at a time.
+    pub retention: crate::manage::retention::RetentionService,
 }
 
 impl AppState {
@@ -37,6 +41,8 @@ impl AppState {
             uploads: Uploads::new(storage.clone()),
             upload_slots: crate::http::uploads::UploadSlots::new(config.limits.uploads_per_user),
             gc: Default::default(),
+            pulls: crate::manage::pulls::PullCounter::new(index.is_some()),
+            retention: Default::default(),
             storage,
             gate,
             index,

@@ -5,6 +5,7 @@
 
 mod gc;
 mod repos;
+mod tags;
 mod tokens;
 mod users;
 
@@ -24,6 +25,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
             .configure(users::configure)
+            // Before `repos`: its `/repositories/{name}` would take `.../-/tags` for a name.
+            .configure(tags::configure)
             .configure(repos::configure)
             .configure(gc::configure)
             .configure(tokens::configure)
