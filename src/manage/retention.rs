@@ -12,16 +12,12 @@
 use super::tags::{self as mtags, Removed};
 use super::Actor;
 use crate::config::RetentionPolicy;
-use crate::digest::Digest;
 use crate::error::{AppError, AppResult};
 use crate::manage::pulls::RepoPulls;
 use crate::names::RepoName;
-use crate::registry::tags::{self, Protocol, TagRef};
-use crate::registry::v2::manifest;
-use crate::registry::v2::repositories::Reference;
+use crate::registry::tags::{self, TagRef};
 use crate::state::AppState;
 use serde::Serialize;
-use std::collections::BTreeSet;
 
 const DAY: u64 = 86_400;
 
@@ -174,51 +170,18 @@ async fn plan(state: &AppState, repo: &RepoName, policy: &RetentionPolicy, now: 
     };
     let mut doomed = doomed(policy, &all, &pulls, now);
     doomed.sort_by(|a, b| (&a.name, a.protocol).cmp(&(&b.name, b.protocol)));
-    let v2 = |t: &&TagRef| t.protocol == Protocol::V2;
-    let kept_roots: BTreeSet<&str> = all
-        .iter()
-        .filter(v2)
-        .filter(|t| !doomed.contains(t))
-        .map(|t| t.digest.as_str())
-        .collect();
-    let mut kept = BTreeSet::new();
-    for d in &kept_roots {
-        kept.insert(d.to_string());
-        kept.extend(children(state, repo, d).await?);
-    }
-    let mut manifests = BTreeSet::new();
-    for t in doomed.iter().filter(v2) {
-        manifests.insert(t.digest.clone());
-        manifests.extend(children(state, repo, &t.digest).await?);
-    }
+    let manifests = mtags::orphaned(state, repo, &all, &doomed).await?;
     Ok(Removed {
         tags: doomed,
-        manifests: manifests.into_iter().filter(|m| !kept.contains(m)).collect(),
+        manifests,
     })
-}
-
-/// The child manifests of an index stored in the repository (none for anything else).
-async fn children(state: &AppState, repo: &RepoName, digest: &str) -> AppResult<Vec<String>> {
-    let Ok(d) = digest.parse::<Digest>() else {
-        return Ok(Vec::new());
-    };
-    let Some(m) = state.v2_repos.manifest(repo, &Reference::Digest(d)).await? else {
-        return Ok(Vec::new());
-    };
-    if !manifest::is_index(&m.media_type) {
-        return Ok(Vec::new());
-    }
-    Ok(manifest::outline(&m.body)
-        .1
-        .into_iter()
-        .map(|c| c.digest.to_string())
-        .collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::index::PullStat;
+    use crate::registry::tags::Protocol;
 
     fn tag(name: &str, pushed: u64) -> TagRef {
         TagRef {

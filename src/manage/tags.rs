@@ -167,9 +167,6 @@ pub async fn delete(
                     .filter(|o| o.protocol == t.protocol && o.digest == t.digest)
                     .cloned(),
             );
-            if t.protocol == Protocol::V2 {
-                plan.manifests.push(t.digest.clone());
-            }
         } else {
             plan.tags.push((*t).clone());
         }
@@ -177,6 +174,9 @@ pub async fn delete(
     plan.tags
         .sort_by(|a, b| (&a.name, a.protocol).cmp(&(&b.name, b.protocol)));
     plan.tags.dedup();
+    if manifest {
+        plan.manifests = orphaned(state, &repo, &all, &plan.tags).await?;
+    }
     let done = remove(state, &repo, &plan).await?;
     log::info!(
         "manage: {} deleted {} tags and {} manifests of {repo}",
@@ -185,6 +185,48 @@ pub async fn delete(
         done.manifests.len()
     );
     Ok(done)
+}
+
+/// The v2 manifests deleting the `doomed` tags (of `all`, the repository's tags) leaves
+/// unreached: each doomed tag's manifest and, for an index, its children, unless a kept tag
+/// reaches it (directly or as a child of a kept index).
+pub async fn orphaned(state: &AppState, repo: &RepoName, all: &[TagRef], doomed: &[TagRef]) -> AppResult<Vec<String>> {
+    let v2 = |t: &&TagRef| t.protocol == Protocol::V2;
+    let kept_roots: BTreeSet<&str> = all
+        .iter()
+        .filter(v2)
+        .filter(|t| !doomed.contains(t))
+        .map(|t| t.digest.as_str())
+        .collect();
+    let mut kept = BTreeSet::new();
+    for d in &kept_roots {
+        kept.insert(d.to_string());
+        kept.extend(children(state, repo, d).await?);
+    }
+    let mut out = BTreeSet::new();
+    for t in doomed.iter().filter(v2) {
+        out.insert(t.digest.clone());
+        out.extend(children(state, repo, &t.digest).await?);
+    }
+    Ok(out.into_iter().filter(|m| !kept.contains(m)).collect())
+}
+
+/// The child manifests of an index stored in the repository (none for anything else).
+async fn children(state: &AppState, repo: &RepoName, digest: &str) -> AppResult<Vec<String>> {
+    let Ok(d) = digest.parse::<Digest>() else {
+        return Ok(Vec::new());
+    };
+    let Some(m) = state.v2_repos.manifest(repo, &Reference::Digest(d)).await? else {
+        return Ok(Vec::new());
+    };
+    if !manifest::is_index(&m.media_type) {
+        return Ok(Vec::new());
+    }
+    Ok(manifest::outline(&m.body)
+        .1
+        .into_iter()
+        .map(|c| c.digest.to_string())
+        .collect())
 }
 
 /// The blobs a stored manifest references (none if it is gone or does not parse).

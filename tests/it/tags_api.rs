@@ -273,9 +273,21 @@ async fn tags_are_listed_counted_and_deleted_live() {
     assert!(ok, "{err}");
     assert!(out.starts_with("TAG"), "{out}");
     assert!(out.contains("multi") && out.contains("linux/arm64/v8"), "{out}");
-    let (ok, out, err) = cli(&s.dir, &["repo", "untag", repo, "multi"], "");
+    // An index goes with the children no kept tag reaches.
+    let (ok, out, err) = cli(&s.dir, &["repo", "untag", repo, "multi", "--manifest"], "");
     assert!(ok, "{err}");
     assert!(out.contains("deleted tag multi (v2)"), "{out}");
+    for d in [
+        &multi.digest,
+        amd["digest"].as_str().unwrap(),
+        arm["digest"].as_str().unwrap(),
+    ] {
+        assert!(out.contains(&format!("deleted manifest {d}")), "{d}: {out}");
+        assert_eq!(
+            api.get(&format!("/v2/{repo}/manifests/{d}"), Some(&alice)).await.status,
+            404
+        );
+    }
     let (ok, _, err) = cli(&s.dir, &["repo", "untag", repo, "multi"], "");
     assert!(!ok && err.contains("Tag not found"), "{err}");
 }
