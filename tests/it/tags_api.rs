@@ -258,8 +258,36 @@ async fn tags_are_listed_counted_and_deleted_live() {
             .status,
         404
     );
-    let (st, _) = call(&s, M::DELETE, &format!("{path}/old"), Some(&alice), None).await;
-    assert_eq!(st, 200);
+    // v1: `?manifest=true` takes every tag on the same image.
+    let r = c
+        .put(format!("{}/v1/repositories/{repo}/tags/old2", s.url))
+        .header("Authorization", &alice)
+        .json(&images[1].id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (st, _) = call(&s, M::DELETE, &format!("{path}/old?protocol=v3"), Some(&alice), None).await;
+    assert_eq!(st, 400);
+    let (st, _) = call(&s, M::DELETE, &format!("{path}/old?protocol=v2"), Some(&alice), None).await;
+    assert_eq!(st, 404, "no v2 tag of that name");
+    let (st, done) = call(
+        &s,
+        M::DELETE,
+        &format!("{path}/old?protocol=v1&manifest=true"),
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{done}");
+    let gone: Vec<(&str, &str)> = done["deleted_tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), t["protocol"].as_str().unwrap()))
+        .collect();
+    assert_eq!(gone, vec![("old", "v1"), ("old2", "v1")]);
+    assert_eq!(done["deleted_manifests"], json!([]));
     let r = c
         .get(format!("{}/v1/repositories/{repo}/tags", s.url))
         .header("Authorization", &alice)
