@@ -22,6 +22,10 @@ type Key = (String, String);
 pub struct PullCounter {
     enabled: bool,
     pending: Mutex<HashMap<Key, PullStat>>,
+    /// A flush holds it for writing from taking the pending batch until it is stored, a read
+    /// for reading both: a read never sees a batch in neither place (retention must not miss
+    /// a pull that is being flushed). Pulls themselves never wait for it.
+    flushing: tokio::sync::RwLock<()>,
 }
 
 /// A repository's statistics: its own and each tag's.
@@ -42,6 +46,7 @@ impl PullCounter {
         PullCounter {
             enabled,
             pending: Mutex::new(HashMap::new()),
+            flushing: tokio::sync::RwLock::new(()),
         }
     }
 
@@ -74,6 +79,7 @@ impl PullCounter {
     /// Writes what is pending to the index, durably. On failure the batch is kept for the
     /// next try.
     pub async fn flush(&self, ix: &Index) {
+        let _flushing = self.flushing.write().await;
         let batch: Vec<_> = match self.pending.lock() {
             Ok(mut p) if !p.is_empty() => std::mem::take(&mut *p).into_iter().collect(),
             _ => return,
@@ -95,6 +101,7 @@ impl PullCounter {
 
     /// A repository's statistics, stored and pending.
     pub async fn of(&self, ix: &Index, repo: &str) -> crate::error::AppResult<RepoPulls> {
+        let _reading = self.flushing.read().await;
         let name = repo.to_string();
         let stored = ix.run(move |ix| ix.pulls_of(&name)).await?;
         let mut out = RepoPulls::default();
@@ -113,6 +120,8 @@ impl PullCounter {
 
     /// Forgets a deleted tag's statistics (`Some`) or a deleted repository's (`None`).
     pub async fn forget(&self, ix: &Index, repo: &str, tag: Option<&str>) -> crate::error::AppResult<()> {
+        // Not while a batch that may hold them is being written.
+        let _flushing = self.flushing.write().await;
         if let Ok(mut p) = self.pending.lock() {
             p.retain(|(r, t), _| !(r == repo && tag.is_none_or(|tag| tag == t)));
         }
