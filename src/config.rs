@@ -32,6 +32,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub gc: GcConfig,
     pub quotas: QuotasConfig,
+    pub retention: RetentionConfig,
 }
 
 /// Storage quotas per namespace: the distinct bytes of the blobs its repositories reference
@@ -129,6 +130,34 @@ impl<'de> Deserialize<'de> for ByteSize {
             Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
         }
     }
+}
+
+/// Retention: which tags a run (`skiff retention`, the API, the schedule) deletes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Run retention every this many seconds (the first run after one interval); 0 = only
+    /// when asked.
+    pub interval_secs: u64,
+    /// `[[retention.policy]]` tables; a repository follows the first whose pattern matches it.
+    #[serde(rename = "policy")]
+    pub policies: Vec<RetentionPolicy>,
+}
+
+/// One policy. A tag is kept when it matches `protect`, or is among the `keep_newest` most
+/// recently pushed of the others, or was pulled or pushed within `unpulled_days`; every other
+/// tag of a matching repository is deleted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionPolicy {
+    /// Repositories it applies to: a glob (`*` any characters, `/` included; `?` one).
+    pub repositories: String,
+    /// Keep this many of the newest tags (by push time), protected ones not counted.
+    pub keep_newest: Option<u64>,
+    /// Keep tags pulled (or pushed) within this many days.
+    pub unpulled_days: Option<u64>,
+    /// Tags never deleted: globs like `latest`, `v*`.
+    pub protect: Vec<String>,
 }
 
 /// Garbage collection (it runs beside pushes and pulls).
@@ -286,6 +315,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             gc: GcConfig::default(),
             quotas: QuotasConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -451,6 +481,18 @@ impl Config {
         }
         if self.v2.token_ttl_secs == 0 {
             return Err(invalid("v2.token_ttl_secs", "must be at least 1"));
+        }
+        for (i, p) in self.retention.policies.iter().enumerate() {
+            let key = format!("retention.policy[{i}]");
+            if p.repositories.is_empty() {
+                return Err(invalid(&key, "needs `repositories`, a pattern like \"team/*\""));
+            }
+            if p.keep_newest.is_none() && p.unpulled_days.is_none() {
+                return Err(invalid(
+                    &key,
+                    "needs `keep_newest` or `unpulled_days` (or both): without either it keeps every tag",
+                ));
+            }
         }
         if self.limits.body_timeout_secs == 0 {
             return Err(invalid("limits.body_timeout_secs", "must be at least 1"));
@@ -619,6 +661,25 @@ mod tests {
         let env = vec![("SKIFF_LISTEN".to_string(), "nope".to_string())];
         let err = Config::load_with_env(None, &env).unwrap_err().to_string();
         assert!(err.contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn retention_policies_parse_and_need_a_rule() {
+        let text = "[retention]\ninterval_secs = 60\n[[retention.policy]]\nrepositories = \"team/*\"\nkeep_newest = 3\nprotect = [\"latest\"]\n";
+        let c = Config::from_text(text, Path::new("t"), &[]).unwrap();
+        assert_eq!(c.retention.interval_secs, 60);
+        assert_eq!(c.retention.policies[0].keep_newest, Some(3));
+        assert_eq!(c.retention.policies[0].protect, vec!["latest"]);
+        let err = Config::from_text("[[retention.policy]]\nrepositories = \"x\"\n", Path::new("t"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("retention.policy[0]"), "{err}");
+        let typo = Config::from_text(
+            "[[retention.policy]]\nrepositories = \"x\"\nkeep = 1\n",
+            Path::new("t"),
+            &[],
+        );
+        assert!(typo.is_err(), "unknown keys are refused");
     }
 
     #[test]

@@ -89,6 +89,8 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     }
     spawn_upload_sweeper(state.clone());
     spawn_gc_schedule(state.clone());
+    spawn_retention_schedule(state.clone());
+    spawn_pull_flusher(state.clone());
     // The operator's socket, beside the index this process holds locked (so a socket file
     // found there is a stale one).
     let local = match state.config.standalone {
@@ -104,6 +106,8 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let _ = std::io::stdout().flush();
     let result = server.await;
     if let Some(ix) = state.index.as_ref() {
+        // The pulls counted since the last flush.
+        state.pulls.flush(ix).await;
         let _ = ix.flush().await;
     }
     result.map_err(StartError::Serve)
@@ -186,6 +190,40 @@ fn spawn_gc_schedule(state: web::Data<AppState>) {
             tick.tick().await;
             if let Err(e) = manage::gc::start(state.clone(), &manage::Actor::Schedule, false) {
                 log::info!("scheduled gc skipped: {e}");
+            }
+        }
+    });
+}
+
+/// Runs retention every `retention.interval_secs`, when set (skipped while one runs).
+fn spawn_retention_schedule(state: web::Data<AppState>) {
+    let every = state.config.retention.interval_secs;
+    if every == 0 || !state.config.registry || state.config.retention.policies.is_empty() {
+        return;
+    }
+    actix_web::rt::spawn(async move {
+        let period = std::time::Duration::from_secs(every);
+        let mut tick = actix_web::rt::time::interval_at(actix_web::rt::time::Instant::now() + period, period);
+        loop {
+            tick.tick().await;
+            if let Err(e) = manage::retention::run(&state, &manage::Actor::Schedule, false).await {
+                log::warn!("scheduled retention: {e}");
+            }
+        }
+    });
+}
+
+/// Adds the pulls counted in memory to the index every few seconds (see `manage::pulls`).
+fn spawn_pull_flusher(state: web::Data<AppState>) {
+    if state.index.is_none() {
+        return;
+    }
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(manage::pulls::FLUSH_EVERY);
+        loop {
+            tick.tick().await;
+            if let Some(ix) = state.index.as_ref() {
+                state.pulls.flush(ix).await;
             }
         }
     });

@@ -1,9 +1,9 @@
 //! The `skiff` command: `serve` runs the server; `user ...`, `repo ...` and `token ...` manage
 //! accounts, repositories and access tokens through the management API (the running server's,
 //! over its local socket, or one started for the command on a stopped server's data); `gc`
-//! removes unreferenced blobs and `check` verifies the store (`--repair` quarantines corrupt
-//! blobs); `backup` and `restore` save and bring back the index; `config` shows or checks the
-//! configuration.
+//! removes unreferenced blobs, `retention` deletes the tags the retention policies do not
+//! keep, and `check` verifies the store (`--repair` quarantines corrupt blobs); `backup` and
+//! `restore` save and bring back the index; `config` shows or checks the configuration.
 
 mod cli;
 
@@ -55,6 +55,13 @@ enum Command {
         /// Print JSON (the API's answer).
         #[arg(long)]
         json: bool,
+    },
+    /// Delete the tags the `[[retention.policy]]` tables of registry.toml do not keep (and the
+    /// manifests left untagged), on the running server or a stopped one's data.
+    Retention {
+        /// Only list what a run would delete.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Verify every stored blob against its digest and every tag, link and manifest reference.
     ///
@@ -126,6 +133,7 @@ fn main() -> ExitCode {
         Command::Backup { dir } => cli::backup(&config, &dir),
         Command::Restore { dir } => cli::restore(&config, &dir),
         Command::Usage { json } => cli::usage(&config, json),
+        Command::Retention { dry_run } => cli::retention(&config, dry_run),
         Command::Check { .. } => Ok(()),
         Command::Config(ConfigCommand::Show) => {
             print!("{}", config.to_toml());

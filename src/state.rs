@@ -28,6 +28,10 @@ pub struct AppState {
     pub gc: crate::manage::gc::GcService,
     /// What each namespace with a quota uses (`[quotas]`).
     pub quotas: crate::manage::quotas::Quotas,
+    /// Pulls counted in memory, flushed to the index now and then (see `manage::pulls`).
+    pub pulls: crate::manage::pulls::PullCounter,
+    /// Retention runs, one at a time.
+    pub retention: crate::manage::retention::RetentionService,
 }
 
 impl AppState {
@@ -40,6 +44,8 @@ impl AppState {
             upload_slots: crate::http::uploads::UploadSlots::new(config.limits.uploads_per_user),
             gc: Default::default(),
             quotas: Default::default(),
+            pulls: crate::manage::pulls::PullCounter::new(index.is_some()),
+            retention: Default::default(),
             storage,
             gate,
             index,

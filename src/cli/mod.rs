@@ -53,7 +53,7 @@ pub enum UserCommand {
 
 #[derive(Subcommand)]
 pub enum RepoCommand {
-    /// List repositories with visibility, tags, size and last push.
+    /// List repositories with visibility, tags, size, last push, pulls and last pull.
     List {
         /// Only this namespace.
         #[arg(long)]
@@ -75,6 +75,21 @@ pub enum RepoCommand {
     /// Add or remove a collaborator (who may push).
     #[command(subcommand)]
     Collaborator(CollaboratorCommand),
+    /// List a repository's tags (v1 and v2) with digest, size, platforms, push and pull times.
+    Tags {
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a tag (both protocols' tags of that name); with --manifest, also the manifest
+    /// (v1: the image) it points at and every other tag on it.
+    Untag {
+        name: String,
+        tag: String,
+        #[arg(long)]
+        manifest: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -151,6 +166,93 @@ pub fn user(
     Ok(())
 }
 
+/// `skiff retention`: one run (or a preview) of the `[[retention.policy]]` tables, listing what
+/// it deletes per repository.
+pub fn retention(config: &Config, dry_run: bool) -> Result<(), String> {
+    let api = local::Api::connect(config)?;
+    let report = api.call("POST", "/api/v1/retention", Some(json!({ "dry_run": dry_run })))?;
+    let verb = if dry_run { "would delete" } else { "deleted" };
+    for r in report["repositories"].as_array().into_iter().flatten() {
+        let repo = r["repository"].as_str().unwrap_or_default();
+        let policy = r["policy"].as_str().unwrap_or_default();
+        for t in r["tags"].as_array().into_iter().flatten() {
+            println!(
+                "{repo}: {verb} tag {} ({}, {}) [policy {policy}]",
+                t["name"].as_str().unwrap_or_default(),
+                t["protocol"].as_str().unwrap_or_default(),
+                short(t["digest"].as_str().unwrap_or_default())
+            );
+        }
+        for m in r["manifests"].as_array().into_iter().flatten() {
+            println!("{repo}: {verb} manifest {}", m.as_str().unwrap_or_default());
+        }
+    }
+    println!(
+        "{verb} {} tags and {} manifests in {} repositories{}",
+        report["tags_deleted"].as_u64().unwrap_or(0),
+        report["manifests_deleted"].as_u64().unwrap_or(0),
+        report["repositories"].as_array().map_or(0, Vec::len),
+        if dry_run {
+            ""
+        } else {
+            " (their blobs are freed by the next `skiff gc`)"
+        }
+    );
+    Ok(())
+}
+
+/// A digest or image id cut to what people compare (`sha256:0123456789ab`).
+fn short(d: &str) -> String {
+    let (algo, hex) = d.split_once(':').unwrap_or(("", d));
+    let hex: String = hex.chars().take(12).collect();
+    if algo.is_empty() {
+        hex
+    } else {
+        format!("{algo}:{hex}")
+    }
+}
+
+fn print_tags(tags: &[Value]) {
+    let rows = tags
+        .iter()
+        .map(|t| {
+            let platforms: Vec<&str> = t["platforms"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            vec![
+                t["name"].as_str().unwrap_or_default().to_string(),
+                t["protocol"].as_str().unwrap_or_default().to_string(),
+                short(t["digest"].as_str().unwrap_or_default()),
+                human_size(t["size"].as_u64().unwrap_or(0)),
+                if platforms.is_empty() {
+                    "-".to_string()
+                } else {
+                    platforms.join(",")
+                },
+                t["pushed"].as_u64().map_or("unknown".to_string(), age),
+                t["pulls"].as_u64().unwrap_or(0).to_string(),
+                t["last_pull"].as_u64().map_or("never".to_string(), age),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "TAG",
+            "PROTOCOL",
+            "DIGEST",
+            "SIZE",
+            "PLATFORMS",
+            "PUSHED",
+            "PULLS",
+            "LAST PULL",
+        ],
+        rows,
+    );
+}
+
 pub fn repo(config: &Config, cmd: RepoCommand) -> Result<(), String> {
     let api = local::Api::connect(config)?;
     let path = |name: &str, rest: &str| format!("/api/v1/repositories/{name}{rest}");
@@ -191,6 +293,42 @@ pub fn repo(config: &Config, cmd: RepoCommand) -> Result<(), String> {
         RepoCommand::Collaborator(CollaboratorCommand::Add { name, user }) => {
             api.call("PUT", &path(&name, &format!("/-/collaborators/{user}")), None)?;
             println!("{user} may now push to {name}");
+        }
+        RepoCommand::Tags { name, json } => {
+            // Every page, in tag order.
+            let mut all = Vec::new();
+            let mut last: Option<String> = None;
+            loop {
+                let query = match &last {
+                    Some(l) => format!("?n=1000&last={l}"),
+                    None => "?n=1000".to_string(),
+                };
+                let page = api.call("GET", &path(&name, &format!("/-/tags{query}")), None)?;
+                all.extend(page["tags"].as_array().cloned().unwrap_or_default());
+                match page["next"].as_str() {
+                    Some(n) => last = Some(n.to_string()),
+                    None => break,
+                }
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?);
+            } else {
+                print_tags(&all);
+            }
+        }
+        RepoCommand::Untag { name, tag, manifest } => {
+            let query = if manifest { "?manifest=true" } else { "" };
+            let done = api.call("DELETE", &path(&name, &format!("/-/tags/{tag}{query}")), None)?;
+            for t in done["deleted_tags"].as_array().into_iter().flatten() {
+                println!(
+                    "deleted tag {} ({})",
+                    t["name"].as_str().unwrap_or_default(),
+                    t["protocol"].as_str().unwrap_or_default()
+                );
+            }
+            for m in done["deleted_manifests"].as_array().into_iter().flatten() {
+                println!("deleted manifest {}", m.as_str().unwrap_or_default());
+            }
         }
         RepoCommand::Collaborator(CollaboratorCommand::Rm { name, user }) => {
             api.call("DELETE", &path(&name, &format!("/-/collaborators/{user}")), None)?;
@@ -348,10 +486,15 @@ fn print_repos(repos: &[Value]) {
                 r["tags"].as_u64().unwrap_or(0).to_string(),
                 human_size(r["size"].as_u64().unwrap_or(0)),
                 r["last_push"].as_u64().map_or("never".to_string(), age),
+                r["pulls"].as_u64().unwrap_or(0).to_string(),
+                r["last_pull"].as_u64().map_or("never".to_string(), age),
             ]
         })
         .collect();
-    print_table(&["NAME", "VISIBILITY", "TAGS", "SIZE", "LAST PUSH"], rows);
+    print_table(
+        &["NAME", "VISIBILITY", "TAGS", "SIZE", "LAST PUSH", "PULLS", "LAST PULL"],
+        rows,
+    );
 }
 
 /// A header and rows in left-aligned columns, two spaces apart.

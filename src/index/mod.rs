@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod password;
 pub mod pats;
+pub mod pulls;
 pub mod repos;
 pub mod tokens;
 pub mod users;
@@ -12,6 +13,7 @@ use crate::error::{AppError, AppResult};
 use std::path::Path;
 
 pub use pats::{Pat, Scope};
+pub use pulls::PullStat;
 pub use repos::{ImageEntry, Repo};
 pub use tokens::{Access, TokenGrant};
 pub use users::User;
@@ -32,6 +34,8 @@ pub struct Index {
     /// Deleted accounts' names and the generation a new account of that name starts at, so no
     /// token of the old account ever works for the new one.
     retired: sled::Tree,
+    /// Pull counts and times per repository and tag (see `pulls`).
+    pulls: sled::Tree,
     pbkdf2_rounds: u32,
     /// Every repository record without its image list, in name order: what search and the
     /// catalog scan. Rebuilt on the first read after any repository write.
@@ -89,6 +93,7 @@ impl Index {
             pat_secrets: open("pat_secrets")?,
             pat_names: open("pat_names")?,
             retired: open("retired")?,
+            pulls: open("pulls")?,
             db: db.clone(),
             pbkdf2_rounds,
             listing: Default::default(),

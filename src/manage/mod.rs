@@ -1,11 +1,14 @@
-//! What an operator does to a live server: accounts, repositories and access tokens. The management API
+//! What an operator does to a live server: accounts, repositories, tags, retention and access tokens. The management API
 //! (`/api/v1`) calls these, and the CLI reaches them through that API over the local socket,
 //! so every path to a change checks the same rules and logs the same way.
 
 pub mod backup;
 pub mod gc;
 pub mod quotas;
+pub mod pulls;
 pub mod repos;
+pub mod retention;
+pub mod tags;
 pub mod tokens;
 pub mod usage;
 pub mod users;
@@ -21,7 +24,7 @@ pub enum Actor {
     Operator,
     /// A signed-in account.
     User(Principal),
-    /// The server's own schedule (`gc.interval_secs`).
+    /// The server's own schedule (`gc.interval_secs`, `retention.interval_secs`).
     Schedule,
 }
 

@@ -26,6 +26,9 @@ pub struct RepoView {
     /// too; `usage` tells unique from shared).
     pub size: u64,
     pub last_push: Option<u64>,
+    /// Pulls counted (see `manage::pulls` for what counts) and the last one's time.
+    pub pulls: u64,
+    pub last_pull: Option<u64>,
 }
 
 /// The index, which every repository operation needs.
@@ -43,6 +46,7 @@ async fn view(state: &AppState, record: &Repo) -> AppResult<RepoView> {
     } else {
         usage::RepoContents::default()
     };
+    let pulls = state.pulls.of(index(state)?, &record.name).await?.repository;
     Ok(RepoView {
         name: record.name.clone(),
         owner: record.owner.clone(),
@@ -54,6 +58,8 @@ async fn view(state: &AppState, record: &Repo) -> AppResult<RepoView> {
         tags: contents.tags(),
         size: contents.size(),
         last_push: contents.last_push,
+        pulls: pulls.count,
+        last_pull: pulls.last,
     })
 }
 
@@ -125,6 +131,7 @@ pub async fn delete_by_name(state: &AppState, name: &str) -> AppResult<()> {
         state.quotas.forget().await;
     }
     let ix = index(state)?;
+    state.pulls.forget(ix, repo.as_str(), None).await?;
     ix.write(move |ix| ix.delete_repo(&repo)).await?;
     Ok(())
 }

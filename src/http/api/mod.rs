@@ -6,6 +6,7 @@
 mod backup;
 mod gc;
 mod repos;
+mod tags;
 mod tokens;
 mod usage;
 mod users;
@@ -26,6 +27,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
             .configure(users::configure)
+            // Before `repos`: its `/repositories/{name}` would take `.../-/tags` for a name.
+            .configure(tags::configure)
             .configure(repos::configure)
             .configure(gc::configure)
             .configure(backup::configure)

@@ -37,7 +37,10 @@ async fn require_repo(state: &AppState, repo: &RepoName) -> AppResult<()> {
 async fn list_tags(state: web::Data<AppState>, access: V1Access<Pull>) -> AppResult<HttpResponse> {
     let repo = access.repo;
     require_repo(&state, &repo).await?;
-    Ok(json(StatusCode::OK, &state.v1_repos.list(&repo).await?))
+    let tags = state.v1_repos.list(&repo).await?;
+    // Docker 1.3's pull: the full list, no tag named.
+    state.pulls.pulled(repo.as_str(), None);
+    Ok(json(StatusCode::OK, &tags))
 }
 
 async fn get_tag(
@@ -49,7 +52,11 @@ async fn get_tag(
     let repo = access.repo;
     let tag = TagName::parse(&tag)?;
     match state.v1_repos.get(&repo, &tag).await? {
-        Some(id) => Ok(json(StatusCode::OK, &id.as_str())),
+        Some(id) => {
+            // Docker 1.9's pull of one tag.
+            state.pulls.pulled(repo.as_str(), Some(tag.as_str()));
+            Ok(json(StatusCode::OK, &id.as_str()))
+        }
         // Only a miss asks whether the repository exists (a hit proves it).
         None => {
             require_repo(&state, &repo).await?;

@@ -63,6 +63,12 @@ async fn get_manifest(
     let Some(mut found) = state.v2_repos.manifest(repo, &reference).await? else {
         return Err(not_found(&state, repo, manifest_unknown()).await);
     };
+    match (&reference, req.method() == actix_web::http::Method::GET) {
+        (Reference::Tag(t), true) => state.pulls.pulled(repo.as_str(), Some(t.as_str())),
+        (Reference::Tag(t), false) => state.pulls.touched(repo.as_str(), t.as_str()),
+        (Reference::Digest(_), true) => state.pulls.pulled(repo.as_str(), None),
+        (Reference::Digest(_), false) => {}
+    }
     if manifest::is_index(&found.media_type) && wants_single(&req, &found.media_type) {
         if let Some(child) = manifest::pick_platform(&found.body) {
             if let Some(m) = state.v2_repos.manifest(repo, &Reference::Digest(child)).await? {

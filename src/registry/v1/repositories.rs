@@ -60,6 +60,15 @@ impl V1Repositories {
         Ok(out)
     }
 
+    /// When the tag was last written, as far as the driver knows.
+    pub async fn tag_pushed(&self, repo: &RepoName, tag: &TagName) -> AppResult<Option<u64>> {
+        Ok(self
+            .storage()
+            .stat(&keys::v1_tag(repo, tag))
+            .await?
+            .and_then(|s| s.modified))
+    }
+
     pub async fn get(&self, repo: &RepoName, tag: &TagName) -> AppResult<Option<ImageId>> {
         match self.storage().get(&keys::v1_tag(repo, tag)).await? {
             Some(id) => Ok(ImageId::parse(&String::from_utf8_lossy(&id)).ok()),

@@ -248,6 +248,15 @@ impl Parsed {
     }
 }
 
+/// What a listing shows of a stored manifest, read leniently: its config descriptor (image
+/// manifests) and its child descriptors (indexes); none when the body has none.
+pub fn outline(body: &[u8]) -> (Option<Descriptor>, Vec<Descriptor>) {
+    match serde_json::from_slice::<Raw>(body) {
+        Ok(raw) => (raw.config, raw.manifests.unwrap_or_default()),
+        Err(_) => (None, Vec::new()),
+    }
+}
+
 pub fn is_index(media_type: &str) -> bool {
     media_type == OCI_INDEX || media_type == DOCKER_LIST
 }

@@ -265,8 +265,37 @@ impl V2Repositories {
         Ok(raw.and_then(|r| String::from_utf8_lossy(&r).parse().ok()))
     }
 
+    /// When the tag was last written (pushed or moved), as far as the driver knows.
+    pub async fn tag_pushed(&self, repo: &RepoName, tag: &TagName) -> AppResult<Option<u64>> {
+        Ok(self
+            .storage
+            .stat(&keys::v2_tag(repo, tag))
+            .await?
+            .and_then(|s| s.modified))
+    }
+
+    /// A small blob's bytes (an image config), if the repository may serve it and it is at
+    /// most `max` bytes.
+    pub async fn small_blob(&self, repo: &RepoName, d: &Digest, max: u64) -> AppResult<Option<Bytes>> {
+        match self.blob(repo, d).await? {
+            Some(size) if size <= max => Ok(self.storage.get(&keys::blob(d)).await?),
+            _ => Ok(None),
+        }
+    }
+
     pub async fn untag(&self, repo: &RepoName, tag: &TagName) -> AppResult<bool> {
         Ok(self.storage.delete(&keys::v2_tag(repo, tag)).await?)
+    }
+
+    /// Digests of every complete manifest the repository holds, tagged or not.
+    pub async fn manifest_digests(&self, repo: &RepoName) -> AppResult<Vec<Digest>> {
+        let mut out = Vec::new();
+        for key in self.storage.walk(&keys::repository(repo)).await? {
+            if let Some((_, keys::RepositoryEntry::RevisionType(d))) = keys::parse_repository_key(&key) {
+                out.push(d);
+            }
+        }
+        Ok(out)
     }
 
     /// Tags in ASCII order.
