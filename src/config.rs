@@ -31,6 +31,28 @@ pub struct Config {
     pub ui: UiConfig,
     pub limits: LimitsConfig,
     pub gc: GcConfig,
+    pub audit: AuditConfig,
+}
+
+/// The audit log (who pushed, deleted or changed what, when, from where): kept in the index
+/// database and pruned in the background; a registry-only process writes its entries to the
+/// log instead (see the README's "Audit log").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Entries older than this many days are removed; 0 = no age limit.
+    pub keep_days: u64,
+    /// At most this many entries are kept (the oldest go first); 0 = no count limit.
+    pub max_entries: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            keep_days: 90,
+            max_entries: 1_000_000,
+        }
+    }
 }
 
 /// Garbage collection (it runs beside pushes and pulls).
@@ -187,6 +209,7 @@ impl Default for Config {
             ui: UiConfig::default(),
             limits: LimitsConfig::default(),
             gc: GcConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }

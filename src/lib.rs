@@ -4,6 +4,7 @@
 //! process has the index role, the storage driver when it has the registry role, binds, prints
 //! the address it listens on, and serves until a signal arrives.
 
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;
@@ -103,6 +104,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     }
     let _ = std::io::stdout().flush();
     let result = server.await;
+    state.audit.settle().await;
     if let Some(ix) = state.index.as_ref() {
         let _ = ix.flush().await;
     }

@@ -26,6 +26,8 @@ pub struct AppState {
     pub upload_slots: crate::http::uploads::UploadSlots,
     /// Garbage collection runs: the one going on, the last result.
     pub gc: crate::manage::gc::GcService,
+    /// Who pushed, deleted or changed what (see `audit`).
+    pub audit: crate::audit::Audit,
 }
 
 impl AppState {
@@ -37,6 +39,13 @@ impl AppState {
             uploads: Uploads::new(storage.clone()),
             upload_slots: crate::http::uploads::UploadSlots::new(config.limits.uploads_per_user),
             gc: Default::default(),
+            audit: match &index {
+                Some(ix) => crate::audit::Audit::open(ix, &config.audit).unwrap_or_else(|e| {
+                    log::error!("cannot open the audit log, writing it to the log instead: {e}");
+                    crate::audit::Audit::to_log()
+                }),
+                None => crate::audit::Audit::to_log(),
+            },
             storage,
             gate,
             index,

@@ -132,6 +132,16 @@ async fn run(state: &AppState, dry_run: bool, started: u64, by: String) -> Finis
             r.kept
         );
     }
+    if !dry_run {
+        let detail = serde_json::json!({ "removed": report.as_ref().map(|r| r.removed),
+            "removed_bytes": report.as_ref().map(|r| r.removed_bytes), "uploads_removed": uploads_removed.as_ref().ok(), "error": error });
+        crate::audit::by_server(
+            state,
+            &by,
+            crate::audit::Action::GcRun,
+            crate::audit::Target::named("storage").detail(detail),
+        );
+    }
     Finished {
         started,
         finished: crate::clock::now_secs(),

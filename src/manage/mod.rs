@@ -2,6 +2,7 @@
 //! (`/api/v1`) calls these, and the CLI reaches them through that API over the local socket,
 //! so every path to a change checks the same rules and logs the same way.
 
+pub mod audit;
 pub mod gc;
 pub mod repos;
 pub mod tokens;

@@ -3,6 +3,7 @@
 //! scripts over HTTP with an account's credentials (HTTP Basic). See the README's "Operating
 //! Skiff" section for every route.
 
+mod audit;
 mod gc;
 mod repos;
 mod tokens;
@@ -27,6 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(repos::configure)
             .configure(gc::configure)
             .configure(tokens::configure)
+            .configure(audit::configure)
             .default_service(web::to(no_route)),
     );
 }
