@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod index;
 pub mod manage;
+pub mod metrics;
 pub mod names;
 pub mod net;
 pub mod registry;
@@ -47,6 +48,8 @@ pub enum StartError {
 /// Opens what this process's roles need: the index when standalone, storage when a registry,
 /// and the client of the external index when delegated.
 pub async fn open_state(config: Config) -> Result<AppState, StartError> {
+    // The metrics recorder, before anything is counted.
+    metrics::handle();
     let index = if config.standalone {
         Some(index::Index::open(&config.index_db_path(), config.index.pbkdf2_rounds)?)
     } else {
@@ -89,6 +92,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         log::debug!("purged {purged} expired tokens");
     }
     spawn_upload_sweeper(state.clone());
+    http::metrics::spawn_upkeep(state.clone());
     spawn_gc_schedule(state.clone());
     // The operator's socket, beside the index this process holds locked (so a socket file
     // found there is a stale one).
@@ -134,6 +138,7 @@ fn serve(
         App::new()
             .wrap(http::errors::json_errors())
             .wrap(actix_web::middleware::Logger::default())
+            .wrap(actix_web::middleware::from_fn(http::metrics::track))
             .configure(|cfg| http::configure(cfg, state.clone()))
     })
     .map_err(StartError::Serve)

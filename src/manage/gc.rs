@@ -97,6 +97,7 @@ pub fn start(state: web::Data<AppState>, actor: &Actor, dry_run: bool) -> AppRes
 }
 
 async fn run(state: &AppState, dry_run: bool, started: u64, by: String) -> Finished {
+    let clock = std::time::Instant::now();
     let uploads_removed = match dry_run {
         true => Ok(0),
         false => state.uploads.sweep(state.config.v2.upload_expiry_secs).await,
@@ -132,7 +133,9 @@ async fn run(state: &AppState, dry_run: bool, started: u64, by: String) -> Finis
             r.kept
         );
     }
+    crate::metrics::gc_finished(clock.elapsed().as_secs_f64(), report.as_ref().map(|r| r.removed_bytes));
     if !dry_run {
+        crate::http::metrics::refresh_storage(&state.storage).await;
         let detail = serde_json::json!({ "removed": report.as_ref().map(|r| r.removed),
             "removed_bytes": report.as_ref().map(|r| r.removed_bytes), "uploads_removed": uploads_removed.as_ref().ok(), "error": error });
         crate::audit::by_server(

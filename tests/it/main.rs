@@ -12,6 +12,7 @@ mod durability;
 mod gc;
 mod hardening;
 mod manage;
+mod metrics;
 mod privacy;
 mod revocation;
 mod slow_clients;
