@@ -162,7 +162,11 @@ impl Target {
 
 /// A push or delete over the registry protocols, by the caller they identified.
 pub fn by_client(state: &AppState, req: &HttpRequest, who: &Identity, action: Action, target: Target) {
-    let user = who.username().filter(|u| !u.is_empty()).unwrap_or("anonymous");
+    let user = match who {
+        // A v1 token on a registry-only process: the index checked it, and names no account.
+        Identity::Delegated(_) => "v1 token (checked by the index)",
+        _ => who.username().filter(|u| !u.is_empty()).unwrap_or("anonymous"),
+    };
     state.audit.record(user, address(state, Some(req)), action, target);
 }
 

@@ -3,7 +3,7 @@
 //! target and client address; an account sees only what concerns it; pages chain.
 
 use crate::common::*;
-use crate::v2::{users, Api};
+use crate::v2::{bearer, users, Api};
 use reqwest::Method as M;
 use serde_json::{json, Value};
 
@@ -196,4 +196,36 @@ async fn changes_are_audited_with_who_what_and_where() {
     assert!(ok, "{err}");
     let page: Value = serde_json::from_str(&out).expect("json");
     assert_eq!(page["entries"], json!(about_new));
+}
+
+/// A registry-only process has no index database: its pushes go to its log as JSON lines.
+#[tokio::test]
+async fn a_registry_only_process_logs_its_entries() {
+    let i = Server::start("");
+    let r = Server::start(&format!("standalone = false\nindex_endpoint = \"{}\"\n", i.url));
+    i.register("alice", "secret1").await;
+    let (token, _) = Api::new(&i)
+        .token(Some(&basic("alice", "secret1")), &["repository:alice/reg:pull,push"])
+        .await;
+    Api::new(&r).image(&bearer(&token), "alice/reg", "v1", json!({})).await;
+    let entry = || {
+        r.log()
+            .lines()
+            .filter(|l| l.contains("skiff::audit"))
+            .filter_map(|l| l.find('{').and_then(|at| serde_json::from_str::<Value>(&l[at..]).ok()))
+            .find(|e| e["action"] == "manifest.push")
+    };
+    assert!(
+        wait_until(std::time::Duration::from_secs(5), || entry().is_some()),
+        "{}",
+        r.log()
+    );
+    let e = entry().expect("entry");
+    assert_eq!(
+        (e["user"].as_str(), e["target"].as_str()),
+        (Some("alice"), Some("alice/reg:v1"))
+    );
+    assert_eq!(e["address"], "127.0.0.1");
+    let (st, _) = call(&r, M::GET, "/api/v1/audit", Some(&basic("alice", "secret1")), None).await;
+    assert_eq!(st, 404, "no management API on a registry-only process");
 }

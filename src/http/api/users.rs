@@ -134,6 +134,15 @@ async fn delete(
 ) -> AppResult<HttpResponse> {
     let fate = query.repositories.unwrap_or(RepoFate::Refuse);
     let deleted = users::delete(&state, &actor, &name, fate).await?;
+    for repo in &deleted.repositories_deleted {
+        audit::by_actor(
+            &state,
+            Some(&req),
+            &actor,
+            Action::RepositoryDelete,
+            Target::named(repo).in_repo(repo),
+        );
+    }
     let target = Target::account(&name).detail(json!({ "repositories_deleted": deleted.repositories_deleted }));
     audit::by_actor(&state, Some(&req), &actor, Action::UserDelete, target);
     ok(&deleted)

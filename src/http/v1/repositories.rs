@@ -397,19 +397,29 @@ async fn set_collaborator(ix: Index, repo: RepoName, user: String, add: bool) ->
 }
 
 async fn add_collaborator(
+    state: web::Data<AppState>,
+    req: HttpRequest,
     IndexRole(ix): IndexRole,
     access: V1Access<Delete>,
     path: web::Path<(String, String)>,
 ) -> AppResult<HttpResponse> {
     let (_, user) = path.into_inner();
-    set_collaborator(ix, access.repo, user, true).await
+    let target = Target::repo(&access.repo).detail(serde_json::json!({ "user": user, "added": true }));
+    let answer = set_collaborator(ix, access.repo, user, true).await?;
+    audit::by_client(&state, &req, &access.who, Action::RepositoryCollaborator, target);
+    Ok(answer)
 }
 
 async fn remove_collaborator(
+    state: web::Data<AppState>,
+    req: HttpRequest,
     IndexRole(ix): IndexRole,
     access: V1Access<Delete>,
     path: web::Path<(String, String)>,
 ) -> AppResult<HttpResponse> {
     let (_, user) = path.into_inner();
-    set_collaborator(ix, access.repo, user, false).await
+    let target = Target::repo(&access.repo).detail(serde_json::json!({ "user": user, "added": false }));
+    let answer = set_collaborator(ix, access.repo, user, false).await?;
+    audit::by_client(&state, &req, &access.who, Action::RepositoryCollaborator, target);
+    Ok(answer)
 }

@@ -103,18 +103,21 @@ struct UserUpdate {
 /// `PUT /v1/users/{username}/ {"email", "password"}`: the user themself or an admin. 204.
 async fn update(
     state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
     Caller(who): Caller,
     path: web::Path<String>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
     let username = path.into_inner();
-    let Identity::User(me) = who else {
+    let Identity::User(me) = &who else {
         return Err(AppError::unauthorized("Requires authorization"));
     };
     if me.name != username && !me.admin {
         return Err(AppError::forbidden("You may only change your own account"));
     }
     let change: UserUpdate = serde_json::from_slice(&body).map_err(|_| AppError::bad_request("Error Decoding JSON"))?;
+    let target = crate::audit::Target::account(&username).detail(serde_json::json!({ "email": change.email }));
+    let changes_password = change.password.is_some();
     let ix = state
         .index
         .clone()
@@ -135,5 +138,8 @@ async fn update(
         Ok(())
     })
     .await?;
+    if changes_password {
+        crate::audit::by_client(&state, &req, &who, crate::audit::Action::UserPassword, target);
+    }
     Ok(super::no_cache(HttpResponse::NoContent()).finish())
 }
