@@ -133,17 +133,19 @@ async fn run(state: &AppState, dry_run: bool, started: u64, by: String) -> Finis
             r.kept
         );
     }
-    crate::metrics::gc_finished(clock.elapsed().as_secs_f64(), report.as_ref().map(|r| r.removed_bytes));
+    // A preview frees nothing: it counts as a run, with no bytes freed.
+    let freed = report.as_ref().map(|r| if dry_run { 0 } else { r.removed_bytes });
+    crate::metrics::gc_finished(clock.elapsed().as_secs_f64(), freed);
     if !dry_run {
         crate::http::metrics::refresh_storage(&state.storage).await;
-        let detail = serde_json::json!({ "removed": report.as_ref().map(|r| r.removed),
-            "removed_bytes": report.as_ref().map(|r| r.removed_bytes), "uploads_removed": uploads_removed.as_ref().ok(), "error": error });
-        crate::audit::by_server(
-            state,
-            &by,
-            crate::audit::Action::GcRun,
-            crate::audit::Target::named("storage").detail(detail),
-        );
+        let detail = serde_json::json!({
+            "removed": report.as_ref().map(|r| r.removed),
+            "removed_bytes": freed,
+            "uploads_removed": uploads_removed.as_ref().ok(),
+            "error": error,
+        });
+        let target = crate::audit::Target::named("storage").detail(detail);
+        crate::audit::by_server(state, &by, crate::audit::Action::GcRun, target);
     }
     Finished {
         started,

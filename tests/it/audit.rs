@@ -196,6 +196,32 @@ async fn changes_are_audited_with_who_what_and_where() {
     assert!(ok, "{err}");
     let page: Value = serde_json::from_str(&out).expect("json");
     assert_eq!(page["entries"], json!(about_new));
+
+    // Tokens made and revoked, and a gc run, are entries too (never a token's secret).
+    let new = json!({"name": "ci", "scopes": [{"repository": "alice/new", "actions": ["pull"]}]});
+    let (st, made) = call(&s, M::POST, "/api/v1/tokens", Some(&alice), Some(new)).await;
+    assert_eq!(st, 201, "{made}");
+    let id = made["id"].as_str().expect("id");
+    let (st, _) = call(&s, M::DELETE, &format!("/api/v1/tokens/{id}"), Some(&root), None).await;
+    assert_eq!(st, 204);
+    let (ok, _, err) = cli(&s.dir, &["gc"], "");
+    assert!(ok, "{err}");
+    let mine = all_pages(&s, &alice, "&action=token", 100).await;
+    let actions: Vec<&str> = mine.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        actions,
+        ["token.revoke", "token.create"],
+        "alice sees root revoke her token"
+    );
+    assert_eq!(
+        (mine[0]["user"].as_str(), mine[0]["account"].as_str()),
+        (Some("root"), Some("alice"))
+    );
+    assert!(!mine[1].to_string().contains(made["secret"].as_str().expect("secret")));
+    let gc = all_pages(&s, &root, "&action=gc", 100).await;
+    assert_eq!(gc.len(), 1, "{gc:#?}");
+    assert_eq!(gc[0]["user"], "operator (local socket)");
+    assert!(gc[0]["detail"]["removed_bytes"].is_u64(), "{gc:#?}");
 }
 
 /// A registry-only process has no index database: its pushes go to its log as JSON lines.
