@@ -33,6 +33,7 @@ pub struct Config {
     pub gc: GcConfig,
     pub quotas: QuotasConfig,
     pub retention: RetentionConfig,
+    pub audit: AuditConfig,
 }
 
 /// Storage quotas per namespace: the distinct bytes of the blobs its repositories reference
@@ -158,6 +159,27 @@ pub struct RetentionPolicy {
     pub unpulled_days: Option<u64>,
     /// Tags never deleted: globs like `latest`, `v*`.
     pub protect: Vec<String>,
+}
+
+/// The audit log (who pushed, deleted or changed what, when, from where): kept in the index
+/// database and pruned in the background; a registry-only process writes its entries to the
+/// log instead (see the README's "Audit log").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Entries older than this many days are removed; 0 = no age limit.
+    pub keep_days: u64,
+    /// At most this many entries are kept (the oldest go first); 0 = no count limit.
+    pub max_entries: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            keep_days: 90,
+            max_entries: 1_000_000,
+        }
+    }
 }
 
 /// Garbage collection (it runs beside pushes and pulls).
@@ -316,6 +338,7 @@ impl Default for Config {
             gc: GcConfig::default(),
             quotas: QuotasConfig::default(),
             retention: RetentionConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }

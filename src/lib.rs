@@ -4,6 +4,7 @@
 //! process has the index role, the storage driver when it has the registry role, binds, prints
 //! the address it listens on, and serves until a signal arrives.
 
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod index;
 pub mod manage;
+pub mod metrics;
 pub mod names;
 pub mod net;
 pub mod registry;
@@ -46,6 +48,8 @@ pub enum StartError {
 /// Opens what this process's roles need: the index when standalone, storage when a registry,
 /// and the client of the external index when delegated.
 pub async fn open_state(config: Config) -> Result<AppState, StartError> {
+    // The metrics recorder, before anything is counted.
+    metrics::handle();
     let index = if config.standalone {
         Some(index::Index::open(&config.index_db_path(), config.index.pbkdf2_rounds)?)
     } else {
@@ -88,6 +92,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         log::debug!("purged {purged} expired tokens");
     }
     spawn_upload_sweeper(state.clone());
+    http::metrics::spawn_upkeep(state.clone());
     spawn_gc_schedule(state.clone());
     spawn_retention_schedule(state.clone());
     spawn_pull_flusher(state.clone());
@@ -105,6 +110,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     }
     let _ = std::io::stdout().flush();
     let result = server.await;
+    state.audit.settle().await;
     if let Some(ix) = state.index.as_ref() {
         // The pulls counted since the last flush.
         state.pulls.flush(ix).await;
@@ -136,6 +142,7 @@ fn serve(
         App::new()
             .wrap(http::errors::json_errors())
             .wrap(actix_web::middleware::Logger::default())
+            .wrap(actix_web::middleware::from_fn(http::metrics::track))
             .configure(|cfg| http::configure(cfg, state.clone()))
     })
     .map_err(StartError::Serve)
@@ -206,7 +213,7 @@ fn spawn_retention_schedule(state: web::Data<AppState>) {
         let mut tick = actix_web::rt::time::interval_at(actix_web::rt::time::Instant::now() + period, period);
         loop {
             tick.tick().await;
-            if let Err(e) = manage::retention::run(&state, &manage::Actor::Schedule, false).await {
+            if let Err(e) = manage::retention::run(&state, None, &manage::Actor::Schedule, false).await {
                 log::warn!("scheduled retention: {e}");
             }
         }

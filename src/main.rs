@@ -42,6 +42,24 @@ enum Command {
     /// Manage access tokens and robot accounts: create (the secret is shown once), list, rm.
     #[command(subcommand)]
     Token(cli::TokenCommand),
+    /// Show the audit log, newest first: who pushed, deleted or changed what, when, from where.
+    Audit {
+        /// Only entries by this account or about it.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only entries about this repository.
+        #[arg(long)]
+        repo: Option<String>,
+        /// Only this action (`tag.push`) or family (`user`).
+        #[arg(long)]
+        action: Option<String>,
+        /// At most this many entries.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete blobs nothing refers to any more, beside a running server (through its local
     /// socket) or on a stopped one's data.
     Gc {
@@ -129,6 +147,13 @@ fn main() -> ExitCode {
         Command::User(cmd) => cli::user(&config, cmd, read_password),
         Command::Repo(cmd) => cli::repo(&config, cmd),
         Command::Token(cmd) => cli::token(&config, cmd),
+        Command::Audit {
+            user,
+            repo,
+            action,
+            limit,
+            json,
+        } => cli::audit(&config, user, repo, action, limit, json),
         Command::Gc { dry_run } => gc(config, dry_run),
         Command::Backup { dir } => cli::backup(&config, &dir),
         Command::Restore { dir } => cli::restore(&config, &dir),

@@ -32,6 +32,8 @@ pub struct AppState {
     pub pulls: crate::manage::pulls::PullCounter,
     /// Retention runs, one at a time.
     pub retention: crate::manage::retention::RetentionService,
+    /// Who pushed, deleted or changed what (see `audit`).
+    pub audit: crate::audit::Audit,
 }
 
 impl AppState {
@@ -46,6 +48,13 @@ impl AppState {
             quotas: Default::default(),
             pulls: crate::manage::pulls::PullCounter::new(index.is_some()),
             retention: Default::default(),
+            audit: match &index {
+                Some(ix) => crate::audit::Audit::open(ix, &config.audit).unwrap_or_else(|e| {
+                    log::error!("cannot open the audit log, writing it to the log instead: {e}");
+                    crate::audit::Audit::to_log()
+                }),
+                None => crate::audit::Audit::to_log(),
+            },
             storage,
             gate,
             index,

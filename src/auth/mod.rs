@@ -211,9 +211,9 @@ impl Gate {
         self
     }
 
-    /// The client's address, for throttling: the peer, or the first `X-Forwarded-For` hop when
+    /// The client's address, for throttling and the audit log: the peer, or the first `X-Forwarded-For` hop when
     /// the operator trusts the proxy in front.
-    fn client_address(&self, req: &HttpRequest) -> Option<IpAddr> {
+    pub fn client_address(&self, req: &HttpRequest) -> Option<IpAddr> {
         if self.trust_forwarded {
             let forwarded = req
                 .headers()

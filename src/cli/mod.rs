@@ -338,6 +338,46 @@ pub fn repo(config: &Config, cmd: RepoCommand) -> Result<(), String> {
     Ok(())
 }
 
+/// `skiff audit`: the newest entries of the audit log (one page of the API), as a table.
+pub fn audit(
+    config: &Config,
+    user: Option<String>,
+    repo: Option<String>,
+    action: Option<String>,
+    limit: usize,
+    json: bool,
+) -> Result<(), String> {
+    let api = local::Api::connect(config)?;
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in [("user", user), ("repository", repo), ("action", action)] {
+        if let Some(v) = value {
+            query.append_pair(key, &v);
+        }
+    }
+    query.append_pair("limit", &limit.to_string());
+    let page = api.call("GET", &format!("/api/v1/audit?{}", query.finish()), None)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&page).map_err(|e| e.to_string())?);
+        return Ok(());
+    }
+    let rows = page["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            vec![
+                e["time"].as_u64().map_or(String::new(), age),
+                e["user"].as_str().unwrap_or_default().to_string(),
+                e["action"].as_str().unwrap_or_default().to_string(),
+                e["target"].as_str().unwrap_or_default().to_string(),
+                e["address"].as_str().unwrap_or("-").to_string(),
+            ]
+        })
+        .collect();
+    print_table(&["WHEN", "USER", "ACTION", "TARGET", "FROM"], rows);
+    Ok(())
+}
+
 /// `skiff gc`: starts a run (or a preview) through the API, shows its progress on a terminal,
 /// and prints what it freed.
 pub fn gc(config: &Config, dry_run: bool) -> Result<(), String> {

@@ -124,6 +124,8 @@ pub struct TimedBody {
     deadline: Instant,
     sleep: Pin<Box<Sleep>>,
     done: bool,
+    /// Counted in `skiff_uploads_in_flight` while it lives.
+    _in_flight: crate::metrics::UploadInFlight,
 }
 
 impl TimedBody {
@@ -136,6 +138,7 @@ impl TimedBody {
             deadline,
             sleep: Box::pin(tokio::time::sleep_until(deadline)),
             done: false,
+            _in_flight: crate::metrics::UploadInFlight::start(),
         }
     }
 }

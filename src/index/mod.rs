@@ -119,6 +119,12 @@ impl Index {
         Ok(index)
     }
 
+    /// A tree of this database for a record kept beside the index (the audit log), with the
+    /// database itself (for its `generate_id`, a sequence that survives restarts).
+    pub fn side_tree(&self, name: &str) -> AppResult<(sled::Db, sled::Tree)> {
+        Ok((self.db.clone(), self.db.open_tree(name)?))
+    }
+
     /// Makes acknowledged changes durable before the client hears about them. A blocking
     /// `flush` on the blocking pool, not `flush_async`: in sled 0.34 concurrent `flush_async`
     /// calls can wait forever (spacejam/sled#1308, seen here under 16 concurrent pushes).

@@ -128,6 +128,7 @@ pub fn start(state: web::Data<AppState>, actor: &Actor, dry_run: bool) -> AppRes
 }
 
 async fn run(state: &AppState, dry_run: bool, started: u64, by: String) -> Finished {
+    let clock = std::time::Instant::now();
     let uploads_removed = match dry_run {
         true => Ok(0),
         false => state.uploads.sweep(state.config.v2.upload_expiry_secs).await,
@@ -166,6 +167,20 @@ async fn run(state: &AppState, dry_run: bool, started: u64, by: String) -> Finis
             r.removed_bytes,
             r.kept
         );
+    }
+    // A preview frees nothing: it counts as a run, with no bytes freed.
+    let freed = report.as_ref().map(|r| if dry_run { 0 } else { r.removed_bytes });
+    crate::metrics::gc_finished(clock.elapsed().as_secs_f64(), freed);
+    if !dry_run {
+        crate::http::metrics::refresh_storage(&state.storage).await;
+        let detail = serde_json::json!({
+            "removed": report.as_ref().map(|r| r.removed),
+            "removed_bytes": freed,
+            "uploads_removed": uploads_removed.as_ref().ok(),
+            "error": error,
+        });
+        let target = crate::audit::Target::named("storage").detail(detail);
+        crate::audit::by_server(state, &by, crate::audit::Action::GcRun, target);
     }
     Finished {
         started,

@@ -2,10 +2,11 @@
 //! (`/api/v1`) calls these, and the CLI reaches them through that API over the local socket,
 //! so every path to a change checks the same rules and logs the same way.
 
+pub mod audit;
 pub mod backup;
 pub mod gc;
-pub mod quotas;
 pub mod pulls;
+pub mod quotas;
 pub mod repos;
 pub mod retention;
 pub mod tags;

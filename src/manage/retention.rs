@@ -104,7 +104,12 @@ pub fn doomed(policy: &RetentionPolicy, tags: &[TagRef], pulls: &RepoPulls, now:
 
 /// Runs retention over every repository in storage (`dry_run`: only reports). Admins only;
 /// 409 while another run goes on.
-pub async fn run(state: &AppState, actor: &Actor, dry_run: bool) -> AppResult<Report> {
+pub async fn run(
+    state: &AppState,
+    req: Option<&actix_web::HttpRequest>,
+    actor: &Actor,
+    dry_run: bool,
+) -> AppResult<Report> {
     actor.require_admin()?;
     if !state.config.registry {
         return Err(AppError::not_found(
@@ -137,7 +142,9 @@ pub async fn run(state: &AppState, actor: &Actor, dry_run: bool) -> AppResult<Re
         let done = if dry_run {
             plan
         } else {
-            mtags::remove(state, &repo, &plan).await?
+            let done = mtags::remove(state, &repo, &plan).await?;
+            mtags::audit_removed(state, req, actor, &repo, &done, Some(&policy.repositories));
+            done
         };
         report.tags_deleted += done.tags.len();
         report.manifests_deleted += done.manifests.len();

@@ -5,6 +5,7 @@
 //! repository needs (owner, namespace, admin). Retention deletes through `remove`, too.
 
 use super::Actor;
+use crate::audit::{self, Action, Target};
 use crate::auth::Identity;
 use crate::digest::Digest;
 use crate::error::{AppError, AppResult};
@@ -14,6 +15,7 @@ use crate::registry::tags::{self, Protocol, TagRef};
 use crate::registry::v2::manifest;
 use crate::registry::v2::repositories::Reference;
 use crate::state::AppState;
+use actix_web::HttpRequest;
 use serde::Serialize;
 use std::collections::BTreeSet;
 
@@ -298,4 +300,25 @@ pub async fn remove(state: &AppState, repo: &RepoName, plan: &Removed) -> AppRes
         }
     }
     Ok(done)
+}
+
+/// Puts what a deletion removed in the audit log: one entry per tag and per manifest, with the
+/// retention policy that decided it, if one did.
+pub fn audit_removed(
+    state: &AppState,
+    req: Option<&HttpRequest>,
+    actor: &Actor,
+    repo: &RepoName,
+    done: &Removed,
+    policy: Option<&str>,
+) {
+    for t in &done.tags {
+        let detail = serde_json::json!({"protocol": t.protocol, "digest": t.digest, "retention": policy});
+        let target = Target::tag(repo, &t.name).detail(detail);
+        audit::by_actor(state, req, actor, Action::TagDelete, target);
+    }
+    for m in &done.manifests {
+        let target = Target::digest(repo, m).detail(serde_json::json!({"retention": policy}));
+        audit::by_actor(state, req, actor, Action::ManifestDelete, target);
+    }
 }

@@ -154,8 +154,8 @@ fn sees(actor: &Actor, pat: &Pat) -> bool {
 }
 
 /// Revokes a token: it stops working at once, and so does every token issued on it. Another
-/// account's token is answered as absent.
-pub async fn delete(ix: &Index, actor: &Actor, id: &str) -> AppResult<()> {
+/// account's token is answered as absent. Returns the token revoked.
+pub async fn delete(ix: &Index, actor: &Actor, id: &str) -> AppResult<TokenView> {
     let absent = || AppError::not_found(format!("No such token: {id}"));
     let key = id.to_string();
     let pat = ix.run(move |ix| ix.pat(&key)).await?.ok_or_else(absent)?;
@@ -172,5 +172,5 @@ pub async fn delete(ix: &Index, actor: &Actor, id: &str) -> AppResult<()> {
         pat.name,
         pat.owner
     );
-    Ok(())
+    Ok(pat.into())
 }

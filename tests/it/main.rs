@@ -4,6 +4,7 @@ mod common;
 
 mod access;
 mod architecture;
+mod audit;
 mod backup;
 mod check;
 mod cli;
@@ -13,6 +14,7 @@ mod gc;
 mod hardening;
 mod install;
 mod manage;
+mod metrics;
 mod privacy;
 mod retention;
 mod revocation;

@@ -190,6 +190,35 @@ async fn a_dry_run_lists_exactly_what_the_run_deletes() {
         (Some(3), Some(1))
     );
 
+    // The audit log names each deleted tag and manifest, and the policy that decided it.
+    let (st, log) = call(&s, M::GET, "/api/v1/audit?action=tag.delete", Some(&root), None).await;
+    assert_eq!(st, 200, "{log}");
+    let mut logged: Vec<String> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["target"].as_str().unwrap().to_string())
+        .collect();
+    logged.sort();
+    let mut deleted: Vec<String> = run["repositories"][0]["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| format!("{repo}:{}", t["name"].as_str().unwrap()))
+        .collect();
+    deleted.sort();
+    assert_eq!(logged, deleted, "{log}");
+    assert!(
+        log["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["detail"]["retention"].is_string()),
+        "{log}"
+    );
+    let (_, log) = call(&s, M::GET, "/api/v1/audit?action=manifest.delete", Some(&root), None).await;
+    assert_eq!(log["entries"].as_array().map(Vec::len), Some(1), "{log}");
+
     // Gone from the v2 and the v1 tag lists; protected, newest and used tags stay pullable.
     let v2_tags = api.get(&format!("/v2/{repo}/tags/list"), Some(&alice)).await.json();
     assert_eq!(

@@ -3,6 +3,7 @@
 //! scripts over HTTP with an account's credentials (HTTP Basic). See the README's "Operating
 //! Skiff" section for every route.
 
+mod audit;
 mod backup;
 mod gc;
 mod repos;
@@ -34,6 +35,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(backup::configure)
             .configure(tokens::configure)
             .configure(usage::configure)
+            .configure(audit::configure)
             .default_service(web::to(no_route)),
     );
 }

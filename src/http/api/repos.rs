@@ -2,11 +2,13 @@
 //! be `-`), so no repository name can be mistaken for one.
 
 use super::{body, ok, ApiCaller};
+use crate::audit::{self, Action, Target};
 use crate::error::AppResult;
 use crate::manage::repos;
 use crate::state::AppState;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
+use serde_json::json;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/repositories", web::get().to(list))
@@ -48,10 +50,18 @@ async fn show(
 
 async fn delete(
     state: web::Data<AppState>,
+    req: HttpRequest,
     ApiCaller(actor): ApiCaller,
     name: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     repos::delete(&state, &actor, &name).await?;
+    audit::by_actor(
+        &state,
+        Some(&req),
+        &actor,
+        Action::RepositoryDelete,
+        Target::named(&*name).in_repo(&name),
+    );
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -62,12 +72,18 @@ struct Visibility {
 
 async fn visibility(
     state: web::Data<AppState>,
+    req: HttpRequest,
     ApiCaller(actor): ApiCaller,
     name: web::Path<String>,
     raw: web::Bytes,
 ) -> AppResult<HttpResponse> {
     let Visibility { private } = body(&raw)?;
-    ok(&repos::set_private(&state, &actor, &name, private).await?)
+    let view = repos::set_private(&state, &actor, &name, private).await?;
+    let target = Target::named(&*name)
+        .in_repo(&name)
+        .detail(json!({ "private": private }));
+    audit::by_actor(&state, Some(&req), &actor, Action::RepositoryVisibility, target);
+    ok(&view)
 }
 
 #[derive(Deserialize)]
@@ -77,28 +93,49 @@ struct Description {
 
 async fn description(
     state: web::Data<AppState>,
+    req: HttpRequest,
     ApiCaller(actor): ApiCaller,
     name: web::Path<String>,
     raw: web::Bytes,
 ) -> AppResult<HttpResponse> {
     let Description { description } = body(&raw)?;
-    ok(&repos::set_description(&state, &actor, &name, description).await?)
+    let view = repos::set_description(&state, &actor, &name, description).await?;
+    let target = Target::named(&*name)
+        .in_repo(&name)
+        .detail(json!({ "description": view.description }));
+    audit::by_actor(&state, Some(&req), &actor, Action::RepositoryDescription, target);
+    ok(&view)
 }
 
 async fn add_collaborator(
     state: web::Data<AppState>,
+    req: HttpRequest,
     ApiCaller(actor): ApiCaller,
     path: web::Path<(String, String)>,
 ) -> AppResult<HttpResponse> {
-    let (name, user) = path.into_inner();
-    ok(&repos::set_collaborator(&state, &actor, &name, &user, true).await?)
+    collaborator(&state, &req, &actor, path.into_inner(), true).await
 }
 
 async fn remove_collaborator(
     state: web::Data<AppState>,
+    req: HttpRequest,
     ApiCaller(actor): ApiCaller,
     path: web::Path<(String, String)>,
 ) -> AppResult<HttpResponse> {
-    let (name, user) = path.into_inner();
-    ok(&repos::set_collaborator(&state, &actor, &name, &user, false).await?)
+    collaborator(&state, &req, &actor, path.into_inner(), false).await
+}
+
+async fn collaborator(
+    state: &AppState,
+    req: &HttpRequest,
+    actor: &crate::manage::Actor,
+    (name, user): (String, String),
+    add: bool,
+) -> AppResult<HttpResponse> {
+    let view = repos::set_collaborator(state, actor, &name, &user, add).await?;
+    let target = Target::named(&name)
+        .in_repo(&name)
+        .detail(json!({ "user": user, "added": add }));
+    audit::by_actor(state, Some(req), actor, Action::RepositoryCollaborator, target);
+    ok(&view)
 }

@@ -6,7 +6,7 @@ use crate::error::{AppError, AppResult};
 use crate::manage::{retention, tags};
 use crate::registry::tags::Protocol;
 use crate::state::AppState;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -45,6 +45,7 @@ struct DeleteQuery {
 
 async fn delete(
     state: web::Data<AppState>,
+    req: HttpRequest,
     ApiCaller(actor): ApiCaller,
     path: web::Path<(String, String)>,
     query: web::Query<DeleteQuery>,
@@ -67,6 +68,9 @@ async fn delete(
         ),
     };
     let removed = tags::delete(&state, &actor, &name, &tag, manifest, protocol).await?;
+    if let Ok(repo) = crate::names::RepoName::parse(&name) {
+        tags::audit_removed(&state, Some(&req), &actor, &repo, &removed, None);
+    }
     ok(&serde_json::json!({ "deleted_tags": removed.tags, "deleted_manifests": removed.manifests }))
 }
 
@@ -78,9 +82,10 @@ struct Run {
 
 async fn run_retention(
     state: web::Data<AppState>,
+    req: HttpRequest,
     ApiCaller(actor): ApiCaller,
     raw: web::Bytes,
 ) -> AppResult<HttpResponse> {
     let Run { dry_run } = if raw.is_empty() { Run::default() } else { body(&raw)? };
-    ok(&retention::run(&state, &actor, dry_run).await?)
+    ok(&retention::run(&state, Some(&req), &actor, dry_run).await?)
 }

@@ -1,13 +1,15 @@
 //! `/api/v1/users...` and `/api/v1/me`.
 
 use super::{body, index, ok, reply, ApiCaller};
+use crate::audit::{self, Action, Target};
 use crate::error::AppResult;
 use crate::manage::users::{self, NewUser, RepoFate};
 use crate::manage::Actor;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
+use serde_json::json;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/me", web::get().to(me))
@@ -35,9 +37,23 @@ async fn list(state: web::Data<AppState>, ApiCaller(actor): ApiCaller) -> AppRes
     ok(&users::list(index(&state)?, &actor).await?)
 }
 
-async fn create(state: web::Data<AppState>, ApiCaller(actor): ApiCaller, raw: web::Bytes) -> AppResult<HttpResponse> {
+async fn create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    ApiCaller(actor): ApiCaller,
+    raw: web::Bytes,
+) -> AppResult<HttpResponse> {
     let new: NewUser = body(&raw)?;
-    reply(StatusCode::CREATED, &users::create(index(&state)?, &actor, new).await?)
+    let user = users::create(index(&state)?, &actor, new).await?;
+    let detail = json!({"admin": user.admin, "active": user.active});
+    audit::by_actor(
+        &state,
+        Some(&req),
+        &actor,
+        Action::UserCreate,
+        Target::account(&user.username).detail(detail),
+    );
+    reply(StatusCode::CREATED, &user)
 }
 
 async fn show(
@@ -55,12 +71,14 @@ struct Password {
 
 async fn password(
     state: web::Data<AppState>,
+    req: HttpRequest,
     ApiCaller(actor): ApiCaller,
     name: web::Path<String>,
     raw: web::Bytes,
 ) -> AppResult<HttpResponse> {
     let Password { password } = body(&raw)?;
     users::set_password(index(&state)?, &actor, &name, password).await?;
+    audit::by_actor(&state, Some(&req), &actor, Action::UserPassword, Target::account(&name));
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -71,12 +89,16 @@ struct Active {
 
 async fn active(
     state: web::Data<AppState>,
+    req: HttpRequest,
     ApiCaller(actor): ApiCaller,
     name: web::Path<String>,
     raw: web::Bytes,
 ) -> AppResult<HttpResponse> {
     let Active { active } = body(&raw)?;
-    ok(&users::set_active(index(&state)?, &actor, &name, active).await?)
+    let user = users::set_active(index(&state)?, &actor, &name, active).await?;
+    let target = Target::account(&name).detail(json!({ "active": active }));
+    audit::by_actor(&state, Some(&req), &actor, Action::UserActive, target);
+    ok(&user)
 }
 
 #[derive(Deserialize)]
@@ -86,12 +108,16 @@ struct Admin {
 
 async fn admin(
     state: web::Data<AppState>,
+    req: HttpRequest,
     ApiCaller(actor): ApiCaller,
     name: web::Path<String>,
     raw: web::Bytes,
 ) -> AppResult<HttpResponse> {
     let Admin { admin } = body(&raw)?;
-    ok(&users::set_admin(index(&state)?, &actor, &name, admin).await?)
+    let user = users::set_admin(index(&state)?, &actor, &name, admin).await?;
+    let target = Target::account(&name).detail(json!({ "admin": admin }));
+    audit::by_actor(&state, Some(&req), &actor, Action::UserAdmin, target);
+    ok(&user)
 }
 
 #[derive(Deserialize)]
@@ -101,10 +127,23 @@ struct DeleteQuery {
 
 async fn delete(
     state: web::Data<AppState>,
+    req: HttpRequest,
     ApiCaller(actor): ApiCaller,
     name: web::Path<String>,
     query: web::Query<DeleteQuery>,
 ) -> AppResult<HttpResponse> {
     let fate = query.repositories.unwrap_or(RepoFate::Refuse);
-    ok(&users::delete(&state, &actor, &name, fate).await?)
+    let deleted = users::delete(&state, &actor, &name, fate).await?;
+    for repo in &deleted.repositories_deleted {
+        audit::by_actor(
+            &state,
+            Some(&req),
+            &actor,
+            Action::RepositoryDelete,
+            Target::named(repo).in_repo(repo),
+        );
+    }
+    let target = Target::account(&name).detail(json!({ "repositories_deleted": deleted.repositories_deleted }));
+    audit::by_actor(&state, Some(&req), &actor, Action::UserDelete, target);
+    ok(&deleted)
 }

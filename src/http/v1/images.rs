@@ -1,6 +1,7 @@
 //! `/v1/images/{id}/{json,layer,checksum,ancestry}`: the v1 push and pull of image data.
 
 use super::ok_true;
+use crate::audit::{self, Action, Target};
 use crate::auth::{Identity, Uploader};
 use crate::error::{AppError, AppResult, Kind};
 use crate::http::access::Caller;
@@ -135,7 +136,16 @@ async fn put_layer(
         state.images.drop_layer(&image).await?;
         return Err(e);
     }
+    audit::by_client(&state, &req, &who, Action::ImagePush, image_target(&id, &uploader));
     Ok(ok_true())
+}
+
+/// A v1 image pushed: its id, in the repository the uploader's token names (if any).
+fn image_target(id: &ImageId, uploader: &Uploader) -> Target {
+    match &uploader.repo {
+        Some(repo) => Target::named(id.as_str()).in_repo(repo.as_str()),
+        None => Target::named(id.as_str()),
+    }
 }
 
 async fn put_checksum(

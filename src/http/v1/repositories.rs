@@ -2,6 +2,7 @@
 //! lists (pull start), token checks, delete, and Skiff's visibility and collaborator API.
 
 use super::{json, ok_true};
+use crate::audit::{self, Action, Target};
 use crate::auth::Identity;
 use crate::error::{AppError, AppResult};
 use crate::http::access::{Delete, IndexRole, Pull, Push, V1Access};
@@ -240,6 +241,7 @@ async fn delete_repository(
         found |= ix.write(move |ix| ix.delete_repo(&name)).await?;
     }
     if found {
+        audit::by_client(&state, &req, &who, Action::RepositoryDelete, Target::repo(&repo));
         Ok(ok_true())
     } else {
         Err(AppError::not_found("Repository not found"))
@@ -330,6 +332,8 @@ struct Properties {
 /// `PUT .../properties {"access": "private"|"public", "description": "..."}`: owner or admin.
 /// Creates the record if needed, so a repository can be made private before its first push.
 async fn put_properties(
+    state: web::Data<AppState>,
+    req: HttpRequest,
     IndexRole(ix): IndexRole,
     access: V1Access<Delete>,
     body: web::Bytes,
@@ -348,6 +352,17 @@ async fn put_properties(
     };
     let owner = who.username().unwrap_or_default().to_string();
     let description = props.description;
+    let (action, detail) = match private {
+        Some(p) => (
+            Action::RepositoryVisibility,
+            serde_json::json!({ "private": p, "description": description }),
+        ),
+        None => (
+            Action::RepositoryDescription,
+            serde_json::json!({ "description": description }),
+        ),
+    };
+    let target = Target::repo(&repo).detail(detail);
     ix.write(move |ix| {
         ix.upsert_repo(&repo, &owner, |r| {
             if let Some(p) = private {
@@ -359,6 +374,7 @@ async fn put_properties(
         })
     })
     .await?;
+    audit::by_client(&state, &req, &who, action, target);
     Ok(ok_true())
 }
 
@@ -382,19 +398,29 @@ async fn set_collaborator(ix: Index, repo: RepoName, user: String, add: bool) ->
 }
 
 async fn add_collaborator(
+    state: web::Data<AppState>,
+    req: HttpRequest,
     IndexRole(ix): IndexRole,
     access: V1Access<Delete>,
     path: web::Path<(String, String)>,
 ) -> AppResult<HttpResponse> {
     let (_, user) = path.into_inner();
-    set_collaborator(ix, access.repo, user, true).await
+    let target = Target::repo(&access.repo).detail(serde_json::json!({ "user": user, "added": true }));
+    let answer = set_collaborator(ix, access.repo, user, true).await?;
+    audit::by_client(&state, &req, &access.who, Action::RepositoryCollaborator, target);
+    Ok(answer)
 }
 
 async fn remove_collaborator(
+    state: web::Data<AppState>,
+    req: HttpRequest,
     IndexRole(ix): IndexRole,
     access: V1Access<Delete>,
     path: web::Path<(String, String)>,
 ) -> AppResult<HttpResponse> {
     let (_, user) = path.into_inner();
-    set_collaborator(ix, access.repo, user, false).await
+    let target = Target::repo(&access.repo).detail(serde_json::json!({ "user": user, "added": false }));
+    let answer = set_collaborator(ix, access.repo, user, false).await?;
+    audit::by_client(&state, &req, &access.who, Action::RepositoryCollaborator, target);
+    Ok(answer)
 }

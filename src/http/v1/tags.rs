@@ -1,6 +1,7 @@
 //! `/v1/repositories/{repo}/tags...`: the registry side of repositories.
 
 use super::{json, ok_true};
+use crate::audit::{self, Action, Target};
 use crate::error::{AppError, AppResult};
 use crate::http::access::{Delete, Pull, Push, V1Access};
 use crate::names::{ImageId, RepoName, TagName};
@@ -91,6 +92,13 @@ async fn put_tag(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     state.v1_repos.put(&repo, &tag, &image, agent).await?;
+    audit::by_client(
+        &state,
+        &req,
+        &who,
+        Action::TagPush,
+        Target::tag(&repo, &tag).detail(id.as_str().into()),
+    );
     if who.username().is_some() {
         // Data pushed without an index call first (plain registry clients) still gets a record,
         // so ownership and visibility apply to it.
@@ -101,19 +109,22 @@ async fn put_tag(
 
 async fn delete_tag(
     state: web::Data<AppState>,
+    req: HttpRequest,
     access: V1Access<Delete>,
     path: web::Path<(String, String)>,
 ) -> AppResult<HttpResponse> {
     let (_, tag) = path.into_inner();
-    let repo = access.repo;
+    let repo = &access.repo;
     let tag = TagName::parse(&tag)?;
-    state.v1_repos.delete(&repo, &tag).await?;
+    state.v1_repos.delete(repo, &tag).await?;
+    audit::by_client(&state, &req, &access.who, Action::TagDelete, Target::tag(repo, &tag));
     Ok(ok_true())
 }
 
-async fn delete_all(state: web::Data<AppState>, access: V1Access<Delete>) -> AppResult<HttpResponse> {
-    let repo = access.repo;
-    if state.v1_repos.delete_repo(&repo).await? {
+async fn delete_all(state: web::Data<AppState>, req: HttpRequest, access: V1Access<Delete>) -> AppResult<HttpResponse> {
+    let repo = &access.repo;
+    if state.v1_repos.delete_repo(repo).await? {
+        audit::by_client(&state, &req, &access.who, Action::RepositoryDelete, Target::repo(repo));
         Ok(ok_true())
     } else {
         Err(AppError::not_found("Repository not found"))

@@ -33,7 +33,11 @@ struct NewUser {
 
 /// `POST /v1/users/`. For an existing name or email the body must be exactly
 /// `"Username or email already exists"`: that is how Docker knows to log in instead.
-async fn register(state: web::Data<AppState>, body: web::Bytes) -> AppResult<HttpResponse> {
+async fn register(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
     let new: NewUser = serde_json::from_slice(&body).map_err(|_| AppError::bad_request("Error Decoding JSON"))?;
     let ix = state
         .index
@@ -65,7 +69,18 @@ async fn register(state: web::Data<AppState>, body: web::Bytes) -> AppResult<Htt
         .write(move |ix| ix.create_user(&new.username, &new.password, &new.email, active, false))
         .await;
     match created {
-        Ok(_) => Ok(json(StatusCode::CREATED, &"User Created")),
+        Ok(user) => {
+            let target = crate::audit::Target::account(&user.username)
+                .detail(serde_json::json!({ "active": active, "registered": true }));
+            crate::audit::by_client(
+                &state,
+                &req,
+                &Identity::Anonymous,
+                crate::audit::Action::UserCreate,
+                target,
+            );
+            Ok(json(StatusCode::CREATED, &"User Created"))
+        }
         Err(e) if e.kind == Kind::AccountExists => Ok(json(StatusCode::BAD_REQUEST, &USER_EXISTS)),
         Err(e) => Err(e),
     }
@@ -88,18 +103,21 @@ struct UserUpdate {
 /// `PUT /v1/users/{username}/ {"email", "password"}`: the user themself or an admin. 204.
 async fn update(
     state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
     Caller(who): Caller,
     path: web::Path<String>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
     let username = path.into_inner();
-    let Identity::User(me) = who else {
+    let Identity::User(me) = &who else {
         return Err(AppError::unauthorized("Requires authorization"));
     };
     if me.name != username && !me.admin {
         return Err(AppError::forbidden("You may only change your own account"));
     }
     let change: UserUpdate = serde_json::from_slice(&body).map_err(|_| AppError::bad_request("Error Decoding JSON"))?;
+    let target = crate::audit::Target::account(&username).detail(serde_json::json!({ "email": change.email }));
+    let changes_password = change.password.is_some();
     let ix = state
         .index
         .clone()
@@ -120,5 +138,8 @@ async fn update(
         Ok(())
     })
     .await?;
+    if changes_password {
+        crate::audit::by_client(&state, &req, &who, crate::audit::Action::UserPassword, target);
+    }
     Ok(super::no_cache(HttpResponse::NoContent()).finish())
 }

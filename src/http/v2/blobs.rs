@@ -2,6 +2,7 @@
 //! content-addressed store, with `Range` (served like v1 layers, by `http::files`).
 
 use super::{not_found, V2Result};
+use crate::audit::{self, Action, Target};
 use crate::digest::Digest;
 use crate::error::{AppError, Kind};
 use crate::http::access::{Delete, Pull, V2Access};
@@ -57,6 +58,7 @@ async fn get_blob(
 /// other reference to them.
 async fn delete_blob(
     state: web::Data<AppState>,
+    req: HttpRequest,
     access: V2Access<Delete>,
     path: web::Path<(String, String)>,
 ) -> V2Result<HttpResponse> {
@@ -65,6 +67,13 @@ async fn delete_blob(
     let digest: Digest = path.1.parse()?;
     if state.v2_repos.unlink_blob(access.repo(), &digest).await? {
         state.quotas.forget().await;
+        audit::by_client(
+            &state,
+            &req,
+            &access.who,
+            Action::BlobDelete,
+            Target::digest(access.repo(), &digest),
+        );
         Ok(HttpResponse::Accepted()
             .insert_header(("Docker-Content-Digest", digest.to_string()))
             .finish())

@@ -2,6 +2,7 @@
 //! OCI manifests and indexes, and signed schema1 (kept byte for byte).
 
 use super::{not_found, query_all, V2Result};
+use crate::audit::{self, Action, Target};
 use crate::error::{AppError, Kind};
 use crate::http::access::{Delete, Pull, Push, V2Access};
 use crate::http::header_str;
@@ -122,6 +123,13 @@ async fn put_manifest(
         .await?;
     state.ensure_record(&access.who, access.repo()).await?;
     let digest = pushed.digest;
+    audit::by_client(
+        &state,
+        &req,
+        &access.who,
+        Action::ManifestPush,
+        pushed_target(access.repo(), &digest, &tags),
+    );
     let mut resp = HttpResponse::Created();
     resp.insert_header((header::LOCATION, format!("/v2/{}/manifests/{digest}", access.name.raw)))
         .insert_header(("Docker-Content-Digest", digest.to_string()));
@@ -135,8 +143,19 @@ async fn put_manifest(
     Ok(resp.finish())
 }
 
+/// A manifest pushed: `repo:tag` when it was pushed by one tag, else `repo@digest`.
+fn pushed_target(repo: &crate::names::RepoName, digest: &crate::digest::Digest, tags: &[TagName]) -> Target {
+    let tags: Vec<&str> = tags.iter().map(|t| t.as_str()).collect();
+    let target = match tags.as_slice() {
+        [one] => Target::tag(repo, one),
+        _ => Target::digest(repo, digest),
+    };
+    target.detail(serde_json::json!({ "digest": digest.to_string(), "tags": tags }))
+}
+
 async fn delete_manifest(
     state: web::Data<AppState>,
+    req: HttpRequest,
     access: V2Access<Delete>,
     path: web::Path<(String, String)>,
 ) -> V2Result<HttpResponse> {
@@ -148,13 +167,22 @@ async fn delete_manifest(
     } else {
         existing_reference(reference)?
     };
-    let found = match reference {
-        Reference::Tag(t) => state.v2_repos.untag(access.repo(), &t).await?,
-        Reference::Digest(d) => state.v2_repos.delete_manifest_and_tags(access.repo(), &d).await?,
+    let (found, action, target) = match reference {
+        Reference::Tag(t) => (
+            state.v2_repos.untag(access.repo(), &t).await?,
+            Action::TagDelete,
+            Target::tag(access.repo(), &t),
+        ),
+        Reference::Digest(d) => (
+            state.v2_repos.delete_manifest_and_tags(access.repo(), &d).await?,
+            Action::ManifestDelete,
+            Target::digest(access.repo(), &d),
+        ),
     };
     if found {
         // References went: namespace usage is counted afresh (`manage::quotas`).
         state.quotas.forget().await;
+        audit::by_client(&state, &req, &access.who, action, target);
         Ok(HttpResponse::Accepted().finish())
     } else {
         Err(manifest_unknown().into())
