@@ -605,7 +605,8 @@ ROWS += [
      "s", True),
     ("gc_rss", "gc of {ngc} v2 repos: peak RSS of the collecting process (Skiff: whole server)",
      "MiB", True),
-    ("gc_removed", "gc of {ngc} v2 repos: blobs removed", "blobs", False),
+    ("gc_removed", "gc of {ngc} v2 repos: blobs removed (Distribution keeps manifests as blobs; "
+     "Skiff drops a manifest's bytes at its DELETE)", "blobs", False),
     ("gcpush_idle", "v2 blob push {small}, Basic, no gc running", "MB/s", False),
     ("gcpush", "v2 blob push {small}, Basic, while gc runs back to back", "MB/s", False),
 ]
