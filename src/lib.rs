@@ -186,16 +186,13 @@ async fn startup_notes(state: &AppState, addr: std::net::SocketAddr) -> Vec<Stri
 
 /// Runs a garbage collection every `gc.interval_secs`, when set (skipped while one runs).
 fn spawn_gc_schedule(state: web::Data<AppState>) {
-    let every = state.config.gc.interval_secs;
-    if every == 0 || !state.config.registry {
+    if !state.config.registry {
         return;
     }
-    actix_web::rt::spawn(async move {
-        let period = std::time::Duration::from_secs(every);
-        let mut tick = actix_web::rt::time::interval_at(actix_web::rt::time::Instant::now() + period, period);
-        loop {
-            tick.tick().await;
-            if let Err(e) = manage::gc::start(state.clone(), &manage::Actor::Schedule, false) {
+    every(state.config.gc.interval_secs, move || {
+        let state = state.clone();
+        async move {
+            if let Err(e) = manage::gc::start(state, &manage::Actor::Schedule, false) {
                 log::info!("scheduled gc skipped: {e}");
             }
         }
@@ -204,18 +201,34 @@ fn spawn_gc_schedule(state: web::Data<AppState>) {
 
 /// Runs retention every `retention.interval_secs`, when set (skipped while one runs).
 fn spawn_retention_schedule(state: web::Data<AppState>) {
-    let every = state.config.retention.interval_secs;
-    if every == 0 || !state.config.registry || state.config.retention.policies.is_empty() {
+    if !state.config.registry || state.config.retention.policies.is_empty() {
         return;
     }
-    actix_web::rt::spawn(async move {
-        let period = std::time::Duration::from_secs(every);
-        let mut tick = actix_web::rt::time::interval_at(actix_web::rt::time::Instant::now() + period, period);
-        loop {
-            tick.tick().await;
+    every(state.config.retention.interval_secs, move || {
+        let state = state.clone();
+        async move {
             if let Err(e) = manage::retention::run(&state, None, &manage::Actor::Schedule, false).await {
                 log::warn!("scheduled retention: {e}");
             }
+        }
+    });
+}
+
+/// Runs `job` every `secs` seconds, the first time one period after start; 0 = never.
+fn every<F, Fut>(secs: u64, job: F)
+where
+    F: Fn() -> Fut + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    if secs == 0 {
+        return;
+    }
+    actix_web::rt::spawn(async move {
+        let period = std::time::Duration::from_secs(secs);
+        let mut tick = actix_web::rt::time::interval_at(actix_web::rt::time::Instant::now() + period, period);
+        loop {
+            tick.tick().await;
+            job().await;
         }
     });
 }

@@ -44,13 +44,7 @@ fn find<'a>(entries: &'a [Value], action: &str, target: &str) -> &'a Value {
 async fn changes_are_audited_with_who_what_and_where() {
     let s = Server::start("trust_forwarded_headers = true");
     // The operator makes the first admin through the running server's socket.
-    let (ok, _, err) = cli(
-        &s.dir,
-        &["user", "add", "root", "--email", "root@example.com", "--admin"],
-        "rootpass1\n",
-    );
-    assert!(ok, "{err}");
-    let root = basic("root", "rootpass1");
+    let root = s.make_root();
     let (alice, bobby, _) = users(&s).await;
 
     // v1 push (Docker 1.3's sequence) and v2 push, by alice; a v2 push by bobby.

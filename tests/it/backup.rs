@@ -127,13 +127,7 @@ async fn a_backup_taken_while_accounts_change_restores_that_point_in_time() {
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path();
     let s = Server::start_in(dir, "");
-    let (ok, _, err) = cli(
-        dir,
-        &["user", "add", "root", "--email", "root@example.com", "--admin"],
-        "rootpass1\n",
-    );
-    assert!(ok, "{err}");
-    let root = basic("root", "rootpass1");
+    let root = s.make_root();
     s.register("alice", "secret1").await;
     s.register("bobby", "secret2").await;
     let (alice, bobby) = (basic("alice", "secret1"), basic("bobby", "secret2"));

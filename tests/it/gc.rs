@@ -176,13 +176,7 @@ async fn gc_runs_beside_pushes() {
     let dir = tmp.path();
     let s = Server::start_in(dir, "[gc]\ngrace_secs = 60\n");
     s.register("alice", "secret1").await;
-    let (ok, _, err) = cli(
-        dir,
-        &["user", "add", "root", "--email", "r@example.com", "--admin"],
-        "rootpass1\n",
-    );
-    assert!(ok, "{err}");
-    let admin = basic("root", "rootpass1");
+    let admin = s.make_root();
     let c = client();
     let auth = basic("alice", "secret1");
 
@@ -316,12 +310,7 @@ async fn scheduled_collections_run() {
         assert!(std::time::Instant::now() < deadline, "no scheduled run removed it");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let (ok, _, err) = cli(
-        dir,
-        &["user", "add", "root", "--email", "r@example.com", "--admin"],
-        "rootpass1\n",
-    );
-    assert!(ok, "{err}");
+    s.make_root();
     let st: serde_json::Value = c
         .get(format!("{}/api/v1/gc", s.url))
         .header("Authorization", basic("root", "rootpass1"))
@@ -345,13 +334,7 @@ async fn deleting_a_manifest_frees_its_blobs_per_repository() {
     let s = Server::start_in(dir, NO_GRACE);
     s.register("alice", "secret1").await;
     s.register("bobby", "secret2").await;
-    let (ok, _, err) = cli(
-        dir,
-        &["user", "add", "root", "--email", "r@example.com", "--admin"],
-        "rootpass1\n",
-    );
-    assert!(ok, "{err}");
-    let admin = basic("root", "rootpass1");
+    let admin = s.make_root();
     let c = client();
     let auth = basic("alice", "secret1");
     let shared = upload(&c, &s.url, "alice/a", b"a layer both repositories use").await;
@@ -463,13 +446,7 @@ async fn a_blob_head_renews_an_old_link() {
     let dir = tmp.path();
     let s = Server::start_in(dir, "[gc]\ngrace_secs = 600\n");
     s.register("alice", "secret1").await;
-    let (ok, _, err) = cli(
-        dir,
-        &["user", "add", "root", "--email", "r@example.com", "--admin"],
-        "rootpass1\n",
-    );
-    assert!(ok, "{err}");
-    let admin = basic("root", "rootpass1");
+    let admin = s.make_root();
     let c = client();
     let auth = basic("alice", "secret1");
     let asked = upload(&c, &s.url, "alice/h", b"asked about before the manifest").await;

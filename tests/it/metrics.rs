@@ -188,12 +188,7 @@ async fn metrics_follow_requests_bytes_storage_and_gc() {
     assert!(text.contains("skiff_delegate_cache_hits_total 0"), "{text}");
 
     // A garbage collection: counted, timed, and the storage gauges measured after it.
-    let (ok, _, err) = cli(
-        &s.dir,
-        &["user", "add", "root", "--email", "root@example.com", "--admin"],
-        "rootpass1\n",
-    );
-    assert!(ok, "{err}");
+    s.make_root();
     let (ok, _, err) = cli(&s.dir, &["gc"], "");
     assert!(ok, "{err}");
     let (_, end) = scrape(&s).await;

@@ -66,13 +66,7 @@ async fn a_dry_run_lists_exactly_what_the_run_deletes() {
     let dir = tmp.path();
     let s = Server::start_in(dir, CONFIG);
     let (alice, bobby, _) = users(&s).await;
-    let (ok, _, err) = cli(
-        dir,
-        &["user", "add", "root", "--email", "r@example.com", "--admin"],
-        "rootpass1\n",
-    );
-    assert!(ok, "{err}");
-    let root = basic("root", "rootpass1");
+    let root = s.make_root();
     let api = Api::new(&s);
     let repo = "alice/app";
 

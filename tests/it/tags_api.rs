@@ -54,13 +54,7 @@ async fn platform_image(
 async fn tags_are_listed_counted_and_deleted_live() {
     let s = Server::start("");
     let (alice, bobby, carol) = users(&s).await;
-    let (ok, _, err) = cli(
-        &s.dir,
-        &["user", "add", "root", "--email", "r@example.com", "--admin"],
-        "rootpass1\n",
-    );
-    assert!(ok, "{err}");
-    let root = basic("root", "rootpass1");
+    let root = s.make_root();
     let api = Api::new(&s);
     let repo = "alice/app";
 

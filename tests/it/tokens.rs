@@ -34,17 +34,6 @@ async fn push_blob(api: &Api, repo: &str, auth: &str) -> u16 {
         .status
 }
 
-/// The operator makes `root` an admin account.
-fn root(s: &Server) -> String {
-    let (ok, _, err) = cli(
-        &s.dir,
-        &["user", "add", "root", "--email", "root@example.com", "--admin"],
-        "rootpass1\n",
-    );
-    assert!(ok, "{err}");
-    basic("root", "rootpass1")
-}
-
 #[tokio::test]
 async fn a_pull_token_pulls_its_repository_and_nothing_else() {
     let s = Server::start("");
@@ -169,7 +158,7 @@ async fn a_pull_token_pulls_its_repository_and_nothing_else() {
     );
     let (_, others) = call(&s, M::GET, "/api/v1/tokens", Some(&bobby), None).await;
     assert_eq!(others, json!([]));
-    let root = root(&s);
+    let root = s.make_root();
     let (_, all) = call(&s, M::GET, "/api/v1/tokens", Some(&root), None).await;
     let (ok, out, err) = cli(&s.dir, &["token", "list"], "");
     assert!(ok, "{err}");
@@ -188,7 +177,7 @@ async fn a_robot_pushes_only_where_its_scopes_allow() {
     let s = Server::start("");
     let api = Api::new(&s);
     let (alice, bobby, _) = users(&s).await;
-    let root = root(&s);
+    let root = s.make_root();
     let robot = |ns: &str, repo: &str| json!({"name": "ci", "robot": ns, "scopes": scope(repo, &["pull", "push"])});
 
     // Who may make which robot.
@@ -462,7 +451,7 @@ async fn owner_deactivation_and_deletion_kill_tokens() {
     let s = Server::start("");
     let api = Api::new(&s);
     let (alice, bobby, _) = users(&s).await;
-    let root = root(&s);
+    let root = s.make_root();
     let (_, secret) = create(
         &s,
         &alice,

@@ -41,23 +41,13 @@ fn figures(v: &Value) -> (u64, u64, u64) {
     )
 }
 
-fn admin(dir: &std::path::Path) -> String {
-    let (ok, _, err) = cli(
-        dir,
-        &["user", "add", "root", "--email", "r@example.com", "--admin"],
-        "rootpass1\n",
-    );
-    assert!(ok, "{err}");
-    basic("root", "rootpass1")
-}
-
 #[tokio::test]
 async fn usage_tells_unique_from_shared_and_shows_each_account_its_own() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let s = Server::start_in(dir, "[quotas.namespaces]\nalice = \"1MiB\"\n");
     let (alice, bobby, _) = crate::v2::users(&s).await;
-    let root = admin(dir);
+    let root = s.make_root();
     let api = Api::new(&s);
     let (a_cfg, b_cfg, c_cfg) = (random_bytes(100), random_bytes(200), random_bytes(400));
     let shared = random_bytes(1000);
@@ -139,7 +129,7 @@ async fn usage_stays_fast_with_ten_thousand_repositories() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let s = Server::start_in(dir, "");
-    let root = admin(dir);
+    let root = s.make_root();
     let api = Api::new(&s);
     let (alice, _, _) = crate::v2::users(&s).await;
     let mut digests = Vec::new();
@@ -185,7 +175,7 @@ async fn pushes_over_a_namespace_quota_are_refused_naming_it() {
         "[quotas]\ndefault = \"0\"\n[quotas.namespaces]\nalice = \"200KiB\"\n",
     );
     let (alice, bobby, _) = crate::v2::users(&s).await;
-    let root = admin(dir);
+    let root = s.make_root();
     let api = Api::new(&s);
     // Under the limit.
     let first = random_bytes(100 << 10);

@@ -149,6 +149,18 @@ impl Server {
         assert_eq!(resp.status(), 201, "register {user}");
     }
 
+    /// The operator makes `root` (password `rootpass1`) an admin through the running server's
+    /// socket; returns its Basic header.
+    pub fn make_root(&self) -> String {
+        let (ok, _, err) = cli(
+            &self.dir,
+            &["user", "add", "root", "--email", "root@example.com", "--admin"],
+            "rootpass1\n",
+        );
+        assert!(ok, "{err}");
+        basic("root", "rootpass1")
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }
