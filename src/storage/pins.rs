@@ -33,13 +33,7 @@ pub type ReferenceGuard<'a> = RwLockReadGuard<'a, ()>;
 impl Pins {
     /// Call before writing a reference to `digest`, and hold the guard until it is written.
     pub async fn reference(&self, digest: &Digest) -> ReferenceGuard<'_> {
-        let guard = self.references.read().await;
-        if let Ok(mut touched) = self.touched.lock() {
-            if let Some(set) = touched.as_mut() {
-                set.insert(digest.clone());
-            }
-        }
-        guard
+        self.reference_all(std::slice::from_ref(digest)).await
     }
 
     /// [`Pins::reference`] for several blobs at once (a manifest's), under one guard.
