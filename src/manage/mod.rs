@@ -14,8 +14,11 @@ pub mod tokens;
 pub mod usage;
 pub mod users;
 
-use crate::auth::Principal;
+use crate::auth::{Identity, Principal};
 use crate::error::{AppError, AppResult};
+use crate::index::Access;
+use crate::names::RepoName;
+use crate::state::AppState;
 
 /// Who is acting.
 #[derive(Clone, Debug)]
@@ -46,6 +49,15 @@ impl Actor {
         }
     }
 
+    /// Whether the actor may `access` the repository (the operator and the schedule may do
+    /// anything; an account what the gate allows it).
+    pub async fn may(&self, state: &AppState, repo: &RepoName, access: Access) -> AppResult<bool> {
+        match self {
+            Actor::Operator | Actor::Schedule => Ok(true),
+            Actor::User(p) => state.gate.allows(&Identity::User(p.clone()), repo, access).await,
+        }
+    }
+
     pub fn require_admin(&self) -> AppResult<()> {
         if self.is_admin() {
             Ok(())
@@ -61,6 +73,38 @@ impl Actor {
                 "Only the account itself or an administrator may do this",
             )),
             _ => Ok(()),
+        }
+    }
+}
+
+/// Who reads: an actor, or a visitor who has not signed in and sees what anyone may read
+/// (public repositories). Kept apart from [`Actor`] so no change can ever be made anonymously.
+#[derive(Clone, Debug)]
+pub enum Viewer {
+    Anonymous,
+    Actor(Actor),
+}
+
+impl Viewer {
+    pub async fn may(&self, state: &AppState, repo: &RepoName, access: Access) -> AppResult<bool> {
+        match self {
+            Viewer::Anonymous => state.gate.allows(&Identity::Anonymous, repo, access).await,
+            Viewer::Actor(actor) => actor.may(state, repo, access).await,
+        }
+    }
+
+    pub fn actor(&self) -> Option<&Actor> {
+        match self {
+            Viewer::Anonymous => None,
+            Viewer::Actor(actor) => Some(actor),
+        }
+    }
+
+    /// The signed-in account's name, if any.
+    pub fn username(&self) -> Option<&str> {
+        match self {
+            Viewer::Actor(Actor::User(p)) => Some(&p.name),
+            _ => None,
         }
     }
 }

@@ -4,7 +4,6 @@
 //! repository the actor may not read is answered as absent, as everywhere else.
 
 use super::Actor;
-use crate::auth::Identity;
 use crate::error::{AppError, AppResult};
 use crate::index::{Access, Index, Repo};
 use crate::names::RepoName;
@@ -97,15 +96,12 @@ pub(crate) async fn managed(state: &AppState, actor: &Actor, name: &str) -> AppR
     let repo = RepoName::parse(name)?;
     let absent = || AppError::not_found("Repository not found");
     let record = ix.repo(&repo)?.ok_or_else(absent)?;
-    if let Actor::User(p) = actor {
-        let who = Identity::User(p.clone());
-        if !state.gate.allows(&who, &repo, Access::Delete).await? {
-            return Err(if state.gate.allows(&who, &repo, Access::Read).await? {
-                AppError::forbidden("Only the owner or an administrator may manage this repository")
-            } else {
-                absent()
-            });
-        }
+    if !actor.may(state, &repo, Access::Delete).await? {
+        return Err(if actor.may(state, &repo, Access::Read).await? {
+            AppError::forbidden("Only the owner or an administrator may manage this repository")
+        } else {
+            absent()
+        });
     }
     Ok((repo, record))
 }

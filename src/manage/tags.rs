@@ -4,9 +4,8 @@
 //! private repository the actor may not read is absent); deleting needs what deleting the
 //! repository needs (owner, namespace, admin). Retention deletes through `remove`, too.
 
-use super::Actor;
+use super::{Actor, Viewer};
 use crate::audit::{self, Action, Target};
-use crate::auth::Identity;
 use crate::digest::Digest;
 use crate::error::{AppError, AppResult};
 use crate::index::Access;
@@ -53,17 +52,11 @@ pub struct Removed {
 }
 
 /// The repository, if the actor may read it and it exists; otherwise 404.
-async fn readable(state: &AppState, actor: &Actor, name: &str) -> AppResult<RepoName> {
+async fn readable(state: &AppState, viewer: &Viewer, name: &str) -> AppResult<RepoName> {
     let repo = RepoName::parse(name)?;
     let absent = || AppError::not_found("Repository not found");
-    if let Actor::User(p) = actor {
-        if !state
-            .gate
-            .allows(&Identity::User(p.clone()), &repo, Access::Read)
-            .await?
-        {
-            return Err(absent());
-        }
+    if !viewer.may(state, &repo, Access::Read).await? {
+        return Err(absent());
     }
     if !state.config.registry {
         return Err(AppError::not_found(
@@ -79,17 +72,11 @@ async fn readable(state: &AppState, actor: &Actor, name: &str) -> AppResult<Repo
 /// The repository, if the actor may delete in it: 404 when they may not read it, 403 when they
 /// may read but not delete.
 async fn deletable(state: &AppState, actor: &Actor, name: &str) -> AppResult<RepoName> {
-    let repo = readable(state, actor, name).await?;
-    if let Actor::User(p) = actor {
-        if !state
-            .gate
-            .allows(&Identity::User(p.clone()), &repo, Access::Delete)
-            .await?
-        {
-            return Err(AppError::forbidden(
-                "Only the owner or an administrator may delete tags of this repository",
-            ));
-        }
+    let repo = readable(state, &Viewer::Actor(actor.clone()), name).await?;
+    if !actor.may(state, &repo, Access::Delete).await? {
+        return Err(AppError::forbidden(
+            "Only the owner or an administrator may delete tags of this repository",
+        ));
     }
     Ok(repo)
 }
@@ -97,7 +84,7 @@ async fn deletable(state: &AppState, actor: &Actor, name: &str) -> AppResult<Rep
 /// Up to `n` tag names after `last` (each name with its v1 and v2 rows).
 pub async fn list(
     state: &AppState,
-    actor: &Actor,
+    viewer: &Viewer,
     name: &str,
     n: Option<usize>,
     last: Option<&str>,
@@ -106,7 +93,7 @@ pub async fn list(
     if n == 0 || n > MAX_PAGE {
         return Err(AppError::bad_request(format!("n must be between 1 and {MAX_PAGE}")));
     }
-    let repo = readable(state, actor, name).await?;
+    let repo = readable(state, viewer, name).await?;
     let all = tags::list(&state.v2_repos, &state.v1_repos, &repo).await?;
     let mut names: Vec<&str> = all.iter().map(|t| t.name.as_str()).collect();
     names.dedup();

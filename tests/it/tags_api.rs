@@ -176,7 +176,10 @@ async fn tags_are_listed_counted_and_deleted_live() {
     assert_eq!(listed["pulls"], 5);
 
     // Who may read and delete: a stranger does not see a private repository, a collaborator
-    // reads but may not delete, anonymous callers sign in first.
+    // reads but may not delete, an anonymous visitor sees no more than a stranger and signs in
+    // to change anything.
+    let (st, body) = call(&s, M::GET, &path, None, None).await;
+    assert_eq!(st, 200, "anyone reads a public repository's tags: {body}");
     let (st, _) = call(
         &s,
         M::PUT,
@@ -204,7 +207,8 @@ async fn tags_are_listed_counted_and_deleted_live() {
     let (st, body) = call(&s, M::DELETE, &format!("{path}/one"), Some(&carol), None).await;
     assert_eq!(st, 403, "{body}");
     assert!(body["error"].as_str().unwrap().contains("owner"), "{body}");
-    assert_eq!(call(&s, M::GET, &path, None, None).await.0, 401);
+    assert_eq!(call(&s, M::GET, &path, None, None).await.0, 404);
+    assert_eq!(call(&s, M::DELETE, &format!("{path}/one"), None, None).await.0, 401);
     let (st, body) = call(
         &s,
         M::GET,

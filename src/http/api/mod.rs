@@ -14,7 +14,7 @@ mod users;
 
 use crate::auth::Identity;
 use crate::error::{AppError, AppResult};
-use crate::manage::Actor;
+use crate::manage::{Actor, Viewer};
 use crate::net::server::LocalOperator;
 use crate::state::AppState;
 use actix_web::dev::Payload;
@@ -54,20 +54,41 @@ impl FromRequest for ApiCaller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            if req.conn_data::<LocalOperator>().is_some() {
-                return Ok(ApiCaller(Actor::Operator));
-            }
-            let state = crate::http::access::state(&req)?;
-            match state.gate.identify(&req).await? {
-                Identity::User(p) => Ok(ApiCaller(Actor::User(p))),
-                Identity::Anonymous => Err(AppError::unauthorized(
+            match viewer(&req).await? {
+                Viewer::Actor(actor) => Ok(ApiCaller(actor)),
+                Viewer::Anonymous => Err(AppError::unauthorized(
                     "Sign in: the management API takes an account's name and password (HTTP Basic)",
-                )),
-                _ => Err(AppError::unauthorized(
-                    "The management API takes an account's name and password (HTTP Basic), not a token",
                 )),
             }
         })
+    }
+}
+
+/// Who reads through the management API: like [`ApiCaller`], but a visitor who has not signed
+/// in is let through as [`Viewer::Anonymous`], for the routes that show what anyone may read.
+pub struct ApiViewer(pub Viewer);
+
+impl FromRequest for ApiViewer {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { viewer(&req).await.map(ApiViewer) })
+    }
+}
+
+async fn viewer(req: &HttpRequest) -> AppResult<Viewer> {
+    if req.conn_data::<LocalOperator>().is_some() {
+        return Ok(Viewer::Actor(Actor::Operator));
+    }
+    let state = crate::http::access::state(req)?;
+    match state.gate.identify(req).await? {
+        Identity::User(p) => Ok(Viewer::Actor(Actor::User(p))),
+        Identity::Anonymous => Ok(Viewer::Anonymous),
+        _ => Err(AppError::unauthorized(
+            "The management API takes an account's name and password (HTTP Basic), not a token",
+        )),
     }
 }
 

@@ -1,7 +1,7 @@
 //! `/api/v1/repositories/{name}/-/tags...` (a repository's tags; `?n=&last=` pages by tag
 //! name) and `/api/v1/retention` (`POST {"dry_run": bool}`, admins).
 
-use super::{body, ok, ApiCaller};
+use super::{body, ok, ApiCaller, ApiViewer};
 use crate::error::{AppError, AppResult};
 use crate::manage::{retention, tags};
 use crate::registry::tags::Protocol;
@@ -23,7 +23,7 @@ struct ListQuery {
 
 async fn list(
     state: web::Data<AppState>,
-    ApiCaller(actor): ApiCaller,
+    ApiViewer(viewer): ApiViewer,
     name: web::Path<String>,
     query: web::Query<ListQuery>,
 ) -> AppResult<HttpResponse> {
@@ -34,7 +34,7 @@ async fn list(
         ),
         None => None,
     };
-    ok(&tags::list(&state, &actor, &name, n, query.last.as_deref()).await?)
+    ok(&tags::list(&state, &viewer, &name, n, query.last.as_deref()).await?)
 }
 
 #[derive(Deserialize)]
