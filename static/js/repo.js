@@ -57,12 +57,17 @@ function emptyHelp(name) {
 }
 
 /** One page of tags: `?last=` in the page's URL says where it starts. */
-async function tagsSection(ctx, name, repo) {
+function fetchTags(ctx, name) {
+  const last = ctx.params.get("last");
+  return api("GET", `/api/v1/repositories/${repoPath(name)}/-/tags?n=${TAGS_PAGE}${last ? `&last=${encodeURIComponent(last)}` : ""}`);
+}
+
+async function tagsSection(ctx, name, repo, pending) {
   const last = ctx.params.get("last");
   const wrap = h("section", { class: "card", id: "tags" }, h("h2", null, "Tags", h("span", { class: "muted" }, ` (${repo.tags ?? "?"})`)));
   let page;
   try {
-    page = await api("GET", `/api/v1/repositories/${repoPath(name)}/-/tags?n=${TAGS_PAGE}${last ? `&last=${encodeURIComponent(last)}` : ""}`);
+    page = await pending;
   } catch (e) {
     wrap.append(errorBox(e));
     return wrap;
@@ -153,13 +158,17 @@ function commentItem(ctx, name, c, list) {
   return li;
 }
 
-async function commentsSection(ctx, name) {
+function fetchComments(name, after) {
+  return api("GET", `/api/v1/repositories/${repoPath(name)}/-/comments?n=50${after !== null ? `&after=${after}` : ""}`);
+}
+
+async function commentsSection(ctx, name, pending) {
   const wrap = h("section", { class: "card", id: "comments" }, h("h2", null, "Comments"));
   const list = h("ol", { class: "comments" });
   const more = h("button", { type: "button", class: "link", hidden: true }, "Show more comments");
   let after = null;
-  const loadMore = async () => {
-    const res = await api("GET", `/api/v1/repositories/${repoPath(name)}/-/comments?n=50${after !== null ? `&after=${after}` : ""}`);
+  const loadMore = async (first) => {
+    const res = await (first || fetchComments(name, after));
     for (const c of res.comments) list.append(commentItem(ctx, name, c, list));
     after = res.next;
     more.hidden = res.next === null || res.next === undefined;
@@ -167,7 +176,7 @@ async function commentsSection(ctx, name) {
   };
   more.addEventListener("click", () => loadMore().catch((e) => flash(e.message, "error")));
   try {
-    const res = await loadMore();
+    const res = await loadMore(pending);
     if (res.total === 0) list.append(h("li", { class: "muted none" }, "No comments yet."));
   } catch (e) {
     wrap.append(errorBox(e));
@@ -202,6 +211,11 @@ async function commentsSection(ctx, name) {
 
 export async function repoPage(ctx, name) {
   ctx.title(name);
+  // The three requests go out together: the page waits for the slowest, not for their sum.
+  const tags = fetchTags(ctx, name);
+  const comments = fetchComments(name, null);
+  tags.catch(() => {});
+  comments.catch(() => {});
   const repo = await loadRepo(name);
   if (!ctx.alive()) return;
   if (!repo) {
@@ -229,8 +243,8 @@ export async function repoPage(ctx, name) {
   );
   const desc = h("p", { class: "description", id: "description" }, repo.description || "No description.");
   if (!repo.description) desc.classList.add("muted");
-  const [tags, comments] = await Promise.all([tagsSection(ctx, name, repo), commentsSection(ctx, name)]);
-  ctx.main.append(head, facts, desc, h("div", { class: "pull-main" }, pullLine(pullRef(name, null))), tags, comments);
+  const sections = await Promise.all([tagsSection(ctx, name, repo, tags), commentsSection(ctx, name, comments)]);
+  ctx.main.append(head, facts, desc, h("div", { class: "pull-main" }, pullLine(pullRef(name, null))), ...sections);
 }
 
 function kv(rows) {

@@ -139,7 +139,8 @@ export class Skiff {
 
   async manifest(auth, repo, ref, mediaType, doc) {
     const bytes = Buffer.from(JSON.stringify(doc));
-    await this.expect(201, "PUT", `/v2/${repo}/manifests/${ref}`, { auth, body: bytes, headers: { "Content-Type": mediaType } });
+    // No tag: pushed by digest (an index's images).
+    await this.expect(201, "PUT", `/v2/${repo}/manifests/${ref || sha256(bytes)}`, { auth, body: bytes, headers: { "Content-Type": mediaType } });
     return { digest: sha256(bytes), size: bytes.length, mediaType };
   }
 
@@ -177,8 +178,8 @@ export class Skiff {
 
   /** An index of two platforms under `tag`; its images are pushed by digest. */
   async pushIndex(auth, repo, tag) {
-    const amd = await this.pushImage(auth, repo, sha256(Buffer.from(`${tag}-amd`)).replace("sha256:", "t"), { arch: "amd64", layerBytes: 30000 });
-    const arm = await this.pushImage(auth, repo, sha256(Buffer.from(`${tag}-arm`)).replace("sha256:", "t"), { arch: "arm64", layerBytes: 20000 });
+    const amd = await this.pushImage(auth, repo, null, { arch: "amd64", layerBytes: 30000 });
+    const arm = await this.pushImage(auth, repo, null, { arch: "arm64", layerBytes: 20000 });
     const idx = await this.manifest(auth, repo, tag, "application/vnd.oci.image.index.v1+json", {
       schemaVersion: 2,
       mediaType: "application/vnd.oci.image.index.v1+json",

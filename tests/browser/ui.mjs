@@ -408,27 +408,32 @@ async function main() {
       await A.waitForSelector("#tags tbody tr", { state: "visible" });
       times.push(Date.now() - start);
     }
-    const best = Math.min(...times);
     console.log(`     1,000-tag page: ${times.join(", ")} ms (navigation to the table visible)`);
     assert(Math.max(...times) < 1000, `renders in ${times} ms`);
     eq(await A.locator("#tags tbody tr").count(), 50, "one page of 50");
     eq(await A.getAttribute("#tags tbody tr:first-child", "data-tag"), "t0000", "first tag");
     await shoot(A, "repository-1000-tags");
+    // Back and forward through pages the app drew itself (History API).
+    await open(A, "/");
+    await A.click("table.repos a:text-is('alice/big')");
+    await A.waitForSelector("#tags tbody tr[data-tag='t0000']");
     const start = Date.now();
     await A.click("#tags .pager a:text('Next 50')");
     await A.waitForSelector("#tags tbody tr[data-tag='t0050']");
     assert(Date.now() - start < 1000, "next page in under a second");
     eq(await A.getAttribute("#tags tbody tr:last-child", "data-tag"), "t0099", "second page ends at t0099");
+    assert(A.url().endsWith("/r/alice/big?last=t0049"), A.url());
     await A.goBack();
     await A.waitForSelector("#tags tbody tr[data-tag='t0000']");
     assert(A.url().endsWith("/r/alice/big"), A.url());
     await A.goBack();
-    await A.waitForURL(/\/r\/alice\/big$/);
+    await A.waitForSelector("table.repos");
+    eq(new URL(A.url()).pathname, "/", "back to the list");
     await A.goForward();
     await A.waitForSelector("#tags tbody tr[data-tag='t0000']");
     await A.goForward();
     await A.waitForSelector("#tags tbody tr[data-tag='t0050']");
-    assert(best < 1000, "best");
+    eq(await A.title(), "alice/big · Skiff", "title");
   });
 
   await step("delete a repository, confirmed by typing its name", ["session", "browse"], async () => {
