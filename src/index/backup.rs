@@ -297,7 +297,10 @@ mod tests {
             assert!(names.contains(&want), "{names:?}");
         }
         for never in crate::index::sessions::TREES {
-            assert!(!names.contains(&never), "a restore must not bring back a session: {names:?}");
+            assert!(
+                !names.contains(&never),
+                "a restore must not bring back a session: {names:?}"
+            );
         }
         let users = manifest.files.iter().find(|f| f.tree == "users").expect("users");
         assert_eq!(users.entries, 1);

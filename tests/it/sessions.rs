@@ -205,15 +205,25 @@ async fn sessions_end_on_sign_out_password_change_and_deactivation() {
     let (first, _) = sign_in(&s, "alice", "alicepass1").await;
     let (second, csrf2) = sign_in(&s, "alice", "alicepass1").await;
     let token = [("X-CSRF-Token", csrf2.as_str())];
-    let (st, _, body) = send(
-        &s,
-        M::PUT,
-        "/api/v1/users/alice/password",
-        Some(&second),
-        &token,
-        Some(json!({"password": "alicepass2"})),
-    )
-    .await;
+    let change = |current: Option<&str>| {
+        let mut b = json!({"password": "alicepass2"});
+        if let Some(c) = current {
+            b["current_password"] = json!(c);
+        }
+        Some(b)
+    };
+    let path = "/api/v1/users/alice/password";
+    // A browser left signed in is not enough: the current password is asked for.
+    let (st, _, body) = send(&s, M::PUT, path, Some(&second), &token, change(None)).await;
+    assert_eq!(st, 400, "{body}");
+    let (st, _, body) = send(&s, M::PUT, path, Some(&second), &token, change(Some("guess-one1"))).await;
+    assert_eq!(st, 403, "{body}");
+    assert_eq!(
+        send(&s, M::GET, "/api/v1/me", Some(&first), &[], None).await.0,
+        200,
+        "nothing changed"
+    );
+    let (st, _, body) = send(&s, M::PUT, path, Some(&second), &token, change(Some("alicepass1"))).await;
     assert_eq!(st, 204, "{body}");
     for old in [&first, &second] {
         assert_eq!(send(&s, M::GET, "/api/v1/me", Some(old), &[], None).await.0, 401);

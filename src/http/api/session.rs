@@ -76,6 +76,13 @@ pub fn same_origin(state: &AppState, req: &HttpRequest) -> AppResult<()> {
     Ok(())
 }
 
+/// Whether the request is authenticated by a session cookie (it carries no other credentials).
+pub fn by_cookie(req: &HttpRequest) -> bool {
+    req.conn_data::<crate::net::server::LocalOperator>().is_none()
+        && req.headers().get(header::AUTHORIZATION).is_none()
+        && cookie(req).is_some()
+}
+
 /// The account a session cookie stands for. A change needs the session's CSRF token too.
 /// `None` when the request carries no cookie or one of a session that has ended.
 pub async fn from_cookie(state: &AppState, req: &HttpRequest) -> AppResult<Option<Principal>> {
