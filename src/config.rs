@@ -253,12 +253,15 @@ pub struct UiConfig {
     /// Directory the web UI is served from (with ETag and Last-Modified); when it has no
     /// `index.html`, the copy built into the binary is served instead.
     pub static_dir: PathBuf,
+    /// How long a web UI session lasts after signing in.
+    pub session_hours: u64,
 }
 
 impl Default for UiConfig {
     fn default() -> Self {
         UiConfig {
             static_dir: PathBuf::from("static"),
+            session_hours: 168,
         }
     }
 }

@@ -95,6 +95,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     http::metrics::spawn_upkeep(state.clone());
     spawn_gc_schedule(state.clone());
     spawn_retention_schedule(state.clone());
+    spawn_session_pruner(state.clone());
     spawn_pull_flusher(state.clone());
     // The operator's socket, beside the index this process holds locked (so a socket file
     // found there is a stale one).
@@ -209,6 +210,22 @@ fn spawn_retention_schedule(state: web::Data<AppState>) {
         async move {
             if let Err(e) = manage::retention::run(&state, None, &manage::Actor::Schedule, false).await {
                 log::warn!("scheduled retention: {e}");
+            }
+        }
+    });
+}
+
+/// Removes expired web UI sessions every hour (a session is checked for expiry on each use
+/// too; this reclaims the ones nobody uses again).
+fn spawn_session_pruner(state: web::Data<AppState>) {
+    let Some(index) = state.index.clone() else { return };
+    every(3600, move || {
+        let index = index.clone();
+        async move {
+            match index.write(|ix| ix.prune_sessions()).await {
+                Ok(0) => {}
+                Ok(n) => log::info!("removed {n} expired web UI sessions"),
+                Err(e) => log::warn!("pruning sessions: {e}"),
             }
         }
     });

@@ -29,6 +29,11 @@ use throttle::Throttle;
 
 pub use images::Uploader;
 
+/// Compares two secrets in time that depends on their lengths only, never on where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// The caller, once their credentials have been checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Identity {
@@ -395,6 +400,20 @@ impl Gate {
                 let holder = self.holder(&claims.sub, claims.gen, claims.pat.as_deref())?;
                 Ok(Identity::Bearer(claims, holder))
             }
+        }
+    }
+
+    /// The account a web UI session (its cookie value) stands for, with the session, if the
+    /// session is live and the account still stands as it did when the session opened.
+    pub async fn session(&self, id: &str) -> AppResult<Option<(Principal, crate::index::sessions::Session)>> {
+        let index = self.local()?.clone();
+        let id = id.to_string();
+        let Some(session) = index.run(move |ix| ix.session(&id)).await? else {
+            return Ok(None);
+        };
+        match self.holder(&session.user, session.generation, None) {
+            Ok(Holder::User(p)) => Ok(Some((p, session))),
+            _ => Ok(None),
         }
     }
 

@@ -93,6 +93,7 @@ impl Index {
     pub fn export(&self, out: &mut impl Write) -> AppResult<Manifest> {
         let _exclusive = self.writers.write().unwrap_or_else(|e| e.into_inner());
         let mut names = self.db.tree_names();
+        names.retain(|n| !super::sessions::TREES.iter().any(|t| n.as_ref() == t.as_bytes()));
         names.sort();
         let mut files = Vec::with_capacity(names.len());
         for name in names {
@@ -287,12 +288,19 @@ mod tests {
         index
             .create_user("alice", "alice-pw-1", "alice@example.com", true, true)
             .expect("user");
+        index.open_session("alice", 0, 3600).expect("session");
         let mut out = Vec::new();
         let manifest = index.export(&mut out).expect("export");
         manifest.check().expect("valid");
         let names: Vec<&str> = manifest.files.iter().map(|f| f.tree.as_str()).collect();
         for want in ["users", "emails", "repos", "meta", "pats", "retired"] {
             assert!(names.contains(&want), "{names:?}");
+        }
+        for never in crate::index::sessions::TREES {
+            assert!(
+                !names.contains(&never),
+                "a restore must not bring back a session: {names:?}"
+            );
         }
         let users = manifest.files.iter().find(|f| f.tree == "users").expect("users");
         assert_eq!(users.entries, 1);

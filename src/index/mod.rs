@@ -6,6 +6,7 @@ pub mod password;
 pub mod pats;
 pub mod pulls;
 pub mod repos;
+pub mod sessions;
 pub mod tokens;
 pub mod users;
 
@@ -36,6 +37,10 @@ pub struct Index {
     retired: sled::Tree,
     /// Pull counts and times per repository and tag (see `pulls`).
     pulls: sled::Tree,
+    /// Web UI sessions (see `sessions`): digest of the id -> record, account and sequence ->
+    /// digest. Left out of backups: a restore never brings back a session.
+    sessions: sled::Tree,
+    session_users: sled::Tree,
     pbkdf2_rounds: u32,
     /// Every repository record without its image list, in name order: what search and the
     /// catalog scan. Rebuilt on the first read after any repository write.
@@ -94,6 +99,8 @@ impl Index {
             pat_names: open("pat_names")?,
             retired: open("retired")?,
             pulls: open("pulls")?,
+            sessions: open(sessions::TREES[0])?,
+            session_users: open(sessions::TREES[1])?,
             db: db.clone(),
             pbkdf2_rounds,
             listing: Default::default(),

@@ -18,6 +18,7 @@ mod metrics;
 mod privacy;
 mod retention;
 mod revocation;
+mod sessions;
 mod slow_clients;
 mod tags_api;
 mod tokens;

@@ -7,6 +7,7 @@ mod audit;
 mod backup;
 mod gc;
 mod repos;
+pub mod session;
 mod tags;
 mod tokens;
 mod usage;
@@ -27,6 +28,7 @@ use serde::Serialize;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
+            .configure(session::configure)
             .configure(users::configure)
             // Before `repos`: its `/repositories/{name}` would take `.../-/tags` for a name.
             .configure(tags::configure)
@@ -57,7 +59,7 @@ impl FromRequest for ApiCaller {
             match viewer(&req).await? {
                 Viewer::Actor(actor) => Ok(ApiCaller(actor)),
                 Viewer::Anonymous => Err(AppError::unauthorized(
-                    "Sign in: the management API takes an account's name and password (HTTP Basic)",
+                    "Sign in: the management API takes an account's name and password (HTTP Basic) or a web UI session",
                 )),
             }
         })
@@ -83,6 +85,14 @@ async fn viewer(req: &HttpRequest) -> AppResult<Viewer> {
         return Ok(Viewer::Actor(Actor::Operator));
     }
     let state = crate::http::access::state(req)?;
+    if session::changes(req) {
+        session::same_origin(&state, req)?;
+    }
+    if req.headers().get(actix_web::http::header::AUTHORIZATION).is_none() {
+        if let Some(p) = session::from_cookie(&state, req).await? {
+            return Ok(Viewer::Actor(Actor::User(p)));
+        }
+    }
     match state.gate.identify(req).await? {
         Identity::User(p) => Ok(Viewer::Actor(Actor::User(p))),
         Identity::Anonymous => Ok(Viewer::Anonymous),

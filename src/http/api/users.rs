@@ -2,7 +2,7 @@
 
 use super::{body, index, ok, reply, ApiCaller};
 use crate::audit::{self, Action, Target};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::manage::users::{self, NewUser, RepoFate};
 use crate::manage::Actor;
 use crate::state::AppState;
@@ -67,6 +67,9 @@ async fn show(
 #[derive(Deserialize)]
 struct Password {
     password: String,
+    /// Asked of an account changing its own password from a web UI session, so a browser
+    /// left signed in is not enough to take the account over.
+    current_password: Option<String>,
 }
 
 async fn password(
@@ -76,7 +79,23 @@ async fn password(
     name: web::Path<String>,
     raw: web::Bytes,
 ) -> AppResult<HttpResponse> {
-    let Password { password } = body(&raw)?;
+    let Password {
+        password,
+        current_password,
+    } = body(&raw)?;
+    if super::session::by_cookie(&req) && actor.name() == name.as_str() {
+        let current = current_password
+            .ok_or_else(|| AppError::bad_request("Give current_password to change your own password"))?;
+        let address = state.gate.client_address(&req);
+        state
+            .gate
+            .login(&name, &current, address)
+            .await
+            .map_err(|e| match e.status() {
+                StatusCode::UNAUTHORIZED => AppError::forbidden("The current password is wrong"),
+                _ => e,
+            })?;
+    }
     users::set_password(index(&state)?, &actor, &name, password).await?;
     audit::by_actor(&state, Some(&req), &actor, Action::UserPassword, Target::account(&name));
     Ok(HttpResponse::NoContent().finish())
