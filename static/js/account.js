@@ -99,6 +99,7 @@ function password(ctx, user) {
   const form = h(
     "form",
     { id: "password-form", class: "stack narrow" },
+    field("Current password", { name: "current", type: "password", autocomplete: "current-password", required: true }),
     field("New password", { name: "password", type: "password", autocomplete: "new-password", required: true, minlength: "5" }),
     field("New password again", { name: "password2", type: "password", autocomplete: "new-password", required: true }),
     h("div", { class: "actions" }, h("button", { type: "submit" }, "Change password"))
@@ -110,7 +111,7 @@ function password(ctx, user) {
       return;
     }
     try {
-      await api("PUT", `/api/v1/users/${encodeURIComponent(user.name)}/password`, { password: form.password.value });
+      await api("PUT", `/api/v1/users/${encodeURIComponent(user.name)}/password`, { password: form.password.value, current_password: form.current.value });
       // A new password ends every session of the account, this one too.
       await loadSession();
       ctx.header();
@@ -178,7 +179,7 @@ async function tokens() {
       const body = { name: name.value, scopes: [{ repository: repo.value, actions: push.checked ? ["pull", "push"] : ["pull"] }] };
       if (days.value) body.expires_in = Number(days.value) * 86400;
       const created = await api("POST", "/api/v1/tokens", body);
-      shown.replaceChildren(h("div", { class: "notice" }, h("p", null, "Copy the secret now: it is not shown again."), pullLine(`docker login -u '${created.token.login}' -p ${created.secret} ${location.host}`)));
+      shown.replaceChildren(h("div", { class: "notice" }, h("p", null, "Copy the secret now: it is not shown again."), pullLine(`docker login -u '${created.login}' -p ${created.secret} ${location.host}`)));
       name.value = "";
       await load();
     } catch (e) {

@@ -27,7 +27,7 @@ async function usersSection(ctx) {
           actionButton(label, async () => {
             await api("PUT", `/api/v1/users/${encodeURIComponent(u.username)}/${field}`, { [field]: !u[field] });
             await load();
-          }, { class: "small", disabled: self && field === "admin" && u.admin ? true : null });
+          }, { class: "small secondary", disabled: self ? true : null, title: self ? "Not your own account" : null });
         return h(
           "tr",
           { "data-user": u.username },
@@ -36,8 +36,11 @@ async function usersSection(ctx) {
           h("td", { "data-label": "Created" }, when(u.created)),
           h(
             "td",
-            { class: "actions" },
-            toggle("active", u.active ? "Deactivate" : "Activate"),
+            null,
+            h(
+              "div",
+              { class: "actions" },
+              toggle("active", u.active ? "Deactivate" : "Activate"),
             toggle("admin", u.admin ? "Remove admin" : "Make admin"),
             self
               ? null
@@ -47,6 +50,7 @@ async function usersSection(ctx) {
                   flash(`Deleted ${u.username}.`);
                   await load();
                 }, { class: "small danger" })
+            )
           )
         );
       })

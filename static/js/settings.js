@@ -181,7 +181,7 @@ function hook(base, w, reload) {
   return h(
     "div",
     { class: "hook" },
-    h("div", { class: "hook-head" }, h("code", null, w.url), " ", badge(w.active ? "active" : "paused", w.active ? "ok" : ""), " ", h("span", { class: "muted" }, (w.events || []).join(", "), w.last_status ? ` · last: ${w.last_status}` : "")),
+    h("div", { class: "hook-head" }, h("code", null, w.url), " ", badge(w.active ? "active" : "paused", w.active ? "ok" : ""), " ", h("span", { class: "muted" }, (w.events || []).join(", "), w.last_status ? ` · last: ${w.last_status}${w.last_response_code ? ` (${w.last_response_code})` : ""}` : "")),
     h("div", { class: "actions" }, show, toggle, del),
     deliveries
   );

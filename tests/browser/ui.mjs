@@ -9,6 +9,8 @@
 // unless UI_TEST_ALLOW_MISSING=1, which reports it as not covered instead.
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
+import { createServer } from "node:http";
+import { createHmac } from "node:crypto";
 import { join } from "node:path";
 import { Skiff, ROOT, humanSize, basic } from "./skiff.mjs";
 
@@ -133,7 +135,7 @@ async function confirmDialog(page, typed) {
   await page.waitForSelector("#confirm[open]");
   if (typed) await page.fill("#confirm-extra input", typed);
   await page.click("#confirm-ok");
-  await page.waitForSelector("#confirm:not([open])");
+  await page.waitForSelector("#confirm[open]", { state: "detached" });
 }
 
 async function text(page, selector) {
@@ -146,7 +148,7 @@ async function rowNames(page, selector) {
 
 async function main() {
   mkdirSync(SHOTS, { recursive: true });
-  server = await Skiff.start();
+  server = await Skiff.start(["[webhooks]", "allow_loopback = true"]);
   console.log(`skiff at ${server.url}; screenshots in ${SHOTS}`);
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -399,6 +401,51 @@ async function main() {
     eq(api.data.tags.map((t) => t.name).join(","), "1.0,multi", "the server's tags");
   });
 
+  await step("a webhook: added in settings, one signed event per push, its delivery log, redeliver", ["session", "browse", "webhooks"], async () => {
+    const got = [];
+    const receiver = createServer((req, res) => {
+      let body = "";
+      req.on("data", (d) => (body += d));
+      req.on("end", () => {
+        got.push({ headers: req.headers, body });
+        res.writeHead(200).end("ok");
+      });
+    });
+    await new Promise((r) => receiver.listen(0, "127.0.0.1", r));
+    const hookUrl = `http://127.0.0.1:${receiver.address().port}/hook`;
+    const waitFor = async (n) => {
+      const until = Date.now() + 15000;
+      while (got.length < n && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+      eq(got.length, n, "events received");
+    };
+    try {
+      await open(A, "/r/alice/web/-/settings");
+      await A.fill("#webhook-form input[type=url]", hookUrl);
+      await A.fill("#webhook-form input[aria-label='Webhook secret']", "hook-secret-1");
+      await A.click("#webhook-form button[type=submit]");
+      await A.waitForSelector("#webhooks .notice code");
+      await A.waitForSelector(`#webhooks .hook code:text-is('${hookUrl}')`);
+      await server.manifest(auth, "alice/web", "2.0", one.mediaType, JSON.parse((await server.req("GET", `/v2/alice/web/manifests/1.0`, { auth, headers: { Accept: one.mediaType } })).text));
+      await waitFor(1);
+      const sig = "sha256=" + createHmac("sha256", "hook-secret-1").update(got[0].body).digest("hex");
+      eq(got[0].headers["x-skiff-signature-256"], sig, "signature");
+      const event = JSON.parse(got[0].body);
+      eq(event.events[0].action, "push", "a push event");
+      eq(event.events[0].target.repository, "alice/web", "of the repository");
+      await open(A, "/r/alice/web/-/settings");
+      await A.click("#webhooks .hook button:text-is('Deliveries')");
+      await A.waitForSelector("#webhooks .deliveries .badge.delivered");
+      await shoot(A, "settings-webhooks");
+      await A.click("#webhooks .deliveries button:text-is('Redeliver')");
+      await A.waitForSelector("#flash:text-is('Queued for redelivery.')");
+      await waitFor(2);
+      eq(got[1].body, got[0].body, "the same event again");
+      await server.expect(200, "DELETE", "/api/v1/repositories/alice/web/-/tags/2.0", { auth: basic("alice", "alicepass1") });
+    } finally {
+      receiver.close();
+    }
+  });
+
   await step("a repository of 1,000 tags renders in under a second, 50 at a time; back/forward", ["browse"], async () => {
     await open(A, "/"); // warm: the app's files are cached, as for any second page
     const times = [];
@@ -495,6 +542,19 @@ async function main() {
     assert(desc !== "forged", "nothing changed");
     const real = await A.request.put(path, { data: { description: "Real." }, headers: { Origin: origin, "X-CSRF-Token": session.csrf } });
     eq(real.status(), 200, "with the token, from this origin");
+  });
+
+  await step("a new password ends the session; the new one signs in", ["session"], async () => {
+    await open(A, "/account");
+    await A.fill("#password-form input[name=current]", "alicepass1");
+    await A.fill("#password-form input[name=password]", "alicepass2");
+    await A.fill("#password-form input[name=password2]", "alicepass2");
+    await A.click("#password-form button[type=submit]");
+    await A.waitForURL(/\/signin\?next=/);
+    await A.waitForSelector("#nav a[href='/signin']");
+    const s = await A.evaluate(() => fetch("/api/v1/session").then((r) => r.json()));
+    eq(s.user, null, "the session ended with the password change");
+    await signIn(A, "alice", "alicepass2");
   });
 
   await step("sign out", ["session"], async () => {
