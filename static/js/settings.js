@@ -168,11 +168,11 @@ function hook(base, w, reload) {
           )
         : h("p", { class: "muted" }, "No deliveries yet.")
     );
-  }, { class: "small" });
+  }, { class: "small secondary" });
   const toggle = actionButton(w.active ? "Pause" : "Resume", async () => {
     await api("PUT", path, { active: !w.active });
     await reload();
-  }, { class: "small" });
+  }, { class: "small secondary" });
   const del = actionButton("Delete", async () => {
     if (!(await confirmAction(`Delete the webhook to ${w.url}?`, { action: "Delete webhook" }))) return;
     await api("DELETE", path);
