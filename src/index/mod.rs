@@ -2,16 +2,19 @@
 //! tokens, kept in sled. One `Db` per process, one tree per entity, opened once.
 
 pub mod backup;
+pub mod comments;
 pub mod password;
 pub mod pats;
 pub mod pulls;
 pub mod repos;
+pub mod stars;
 pub mod tokens;
 pub mod users;
 
 use crate::error::{AppError, AppResult};
 use std::path::Path;
 
+pub use comments::{Comment, CommentPage};
 pub use pats::{Pat, Scope};
 pub use pulls::PullStat;
 pub use repos::{ImageEntry, Repo};
@@ -36,6 +39,11 @@ pub struct Index {
     retired: sled::Tree,
     /// Pull counts and times per repository and tag (see `pulls`).
     pulls: sled::Tree,
+    /// Stars, by repository and by account (see `stars`).
+    stars: sled::Tree,
+    user_stars: sled::Tree,
+    /// Comments under repositories (see `comments`).
+    comments: sled::Tree,
     pbkdf2_rounds: u32,
     /// Every repository record without its image list, in name order: what search and the
     /// catalog scan. Rebuilt on the first read after any repository write.
@@ -94,6 +102,9 @@ impl Index {
             pat_names: open("pat_names")?,
             retired: open("retired")?,
             pulls: open("pulls")?,
+            stars: open("stars")?,
+            user_stars: open("user_stars")?,
+            comments: open("comments")?,
             db: db.clone(),
             pbkdf2_rounds,
             listing: Default::default(),

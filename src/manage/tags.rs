@@ -52,7 +52,7 @@ pub struct Removed {
 }
 
 /// The repository, if the actor may read it and it exists; otherwise 404.
-async fn readable(state: &AppState, viewer: &Viewer, name: &str) -> AppResult<RepoName> {
+pub(crate) async fn readable(state: &AppState, viewer: &Viewer, name: &str) -> AppResult<RepoName> {
     let repo = RepoName::parse(name)?;
     let absent = || AppError::not_found("Repository not found");
     if !viewer.may(state, &repo, Access::Read).await? {
