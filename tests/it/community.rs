@@ -822,6 +822,9 @@ async fn deletes_take_stars_and_comments_with_them() {
     )
     .await;
     assert_eq!(st, 201);
+    let path = "/api/v1/repositories/alice/keep/-/comments";
+    let (st, kept) = call(&s, M::POST, path, Some(&bobby), Some(json!({"body": "mine"}))).await;
+    assert_eq!(st, 201);
 
     let (st, _) = call(&s, M::DELETE, "/api/v1/repositories/alice/app", Some(&alice), None).await;
     assert_eq!(st, 204);
@@ -844,6 +847,16 @@ async fn deletes_take_stars_and_comments_with_them() {
     s.register("bobby", "secret2").await;
     let (_, r) = call(&s, M::GET, "/api/v1/stars", Some(&bobby), None).await;
     assert_eq!(r, json!({"results": []}), "a new bobby inherits nothing");
+    // Not even the old account's comments: they stay, under the name, but are not the new one's.
+    let (_, list) = call(&s, M::GET, path, Some(&bobby), None).await;
+    let c = &list["comments"][0];
+    let seen = (c["author"].as_str(), c["can_edit"].as_bool(), c["can_delete"].as_bool());
+    assert_eq!(seen, (Some("bobby"), Some(false), Some(false)), "{list}");
+    let one = format!("{path}/{}", kept["id"]);
+    let (st, _) = call(&s, M::PUT, &one, Some(&bobby), Some(json!({"body": "hijacked"}))).await;
+    assert_eq!(st, 403);
+    let (st, _) = call(&s, M::DELETE, &one, Some(&bobby), None).await;
+    assert_eq!(st, 403);
 }
 
 /// A repository with 1,000 tags: the first page of 50 answers quickly and holds the first 50
