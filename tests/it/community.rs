@@ -5,7 +5,9 @@
 //! repository or an account takes with it.
 
 use crate::common::*;
-use crate::v2::{desc, random_bytes, sha256, users, Api, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST};
+use crate::v2::{
+    desc, random_bytes, sha256, users, Api, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, SCHEMA1_SIGNED,
+};
 use reqwest::Method as M;
 use serde_json::{json, Value};
 
@@ -715,6 +717,43 @@ async fn image_details_show_layers_history_platforms_and_ancestry() {
     .await;
     assert_eq!(st, 404);
 
+    // Docker's legacy signed schema1: layers base first, history from v1Compatibility.
+    let old = vec![
+        api.blob(&alice, repo, &random_bytes(100)).await,
+        api.blob(&alice, repo, &random_bytes(120)).await,
+    ];
+    let (signed, payload) = crate::v2::push::schema1_signed(repo, "legacy", &old);
+    let g = api
+        .put_manifest(Some(&alice), repo, "legacy", SCHEMA1_SIGNED, &signed)
+        .await;
+    assert_eq!(g.status, 201);
+    let (st, m) = call(
+        &s,
+        M::GET,
+        &format!("/api/v1/repositories/{repo}/-/manifests/legacy"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{m}");
+    assert_eq!(
+        (m["kind"].as_str(), m["digest"].clone(), m["media_type"].as_str()),
+        (Some("image"), json!(sha256(&payload)), Some(SCHEMA1_SIGNED))
+    );
+    assert_eq!(
+        (m["platform"].as_str(), m["size"].as_u64(), m["created"].as_u64()),
+        (Some("linux/amd64"), Some(220), Some(1_433_116_800))
+    );
+    let got: Vec<(&str, u64)> = m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["digest"].as_str().unwrap(), l["size"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(got, [(old[1].as_str(), 120), (old[0].as_str(), 100)]);
+    assert_eq!(m["history"].as_array().map(Vec::len), Some(2));
+    assert_eq!(m["history"][0]["created_by"], "/bin/sh");
+
     // A v1 image and its ancestry, itself first.
     let images = chain(3);
     push_13(&s.url, "alice", "secret1", repo, &images, "old").await;
@@ -928,6 +967,8 @@ async fn a_page_of_a_thousand_tags_is_quick() {
         (last["tags"].as_array().unwrap().len(), last["next"].is_null()),
         (50, true)
     );
+    let started = std::time::Instant::now();
     let (_, d) = call(&s, M::GET, "/api/v1/browse/alice/many", None, None).await;
+    println!("GET /api/v1/browse/alice/many (1,000 tags): {:?}", started.elapsed());
     assert_eq!(d["tags"], 1000);
 }
