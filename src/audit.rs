@@ -51,6 +51,9 @@ pub enum Action {
     TokenCreate,
     TokenRevoke,
     GcRun,
+    CommentCreate,
+    CommentEdit,
+    CommentDelete,
 }
 
 impl Action {
@@ -75,6 +78,9 @@ impl Action {
             Action::TokenCreate => "token.create",
             Action::TokenRevoke => "token.revoke",
             Action::GcRun => "gc.run",
+            Action::CommentCreate => "comment.create",
+            Action::CommentEdit => "comment.edit",
+            Action::CommentDelete => "comment.delete",
         }
     }
 }

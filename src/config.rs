@@ -225,6 +225,9 @@ pub struct LimitsConfig {
     /// Seconds a connection may go without the client taking any of the data sent to it (a
     /// download whose client stopped reading, or vanished) before it is closed; 0 = never.
     pub send_timeout_secs: u64,
+    /// Comments one account may post within a minute; more get 429 with `Retry-After`.
+    /// 0 = no limit.
+    pub comments_per_minute: u32,
 }
 
 impl Default for LimitsConfig {
@@ -237,6 +240,7 @@ impl Default for LimitsConfig {
             body_timeout_secs: 60,
             uploads_per_user: 16,
             send_timeout_secs: 60,
+            comments_per_minute: 5,
         }
     }
 }

@@ -34,6 +34,8 @@ pub struct AppState {
     pub retention: crate::manage::retention::RetentionService,
     /// Who pushed, deleted or changed what (see `audit`).
     pub audit: crate::audit::Audit,
+    /// Comments each account posted lately (`limits.comments_per_minute`).
+    pub comment_limits: crate::manage::community::CommentLimiter,
 }
 
 impl AppState {
@@ -44,6 +46,7 @@ impl AppState {
             v2_repos: V2Repositories::new(storage.clone()).with_grace(config.gc.grace_secs),
             uploads: Uploads::new(storage.clone()),
             upload_slots: crate::http::uploads::UploadSlots::new(config.limits.uploads_per_user),
+            comment_limits: crate::manage::community::CommentLimiter::new(config.limits.comments_per_minute),
             gc: Default::default(),
             quotas: Default::default(),
             pulls: crate::manage::pulls::PullCounter::new(index.is_some()),

@@ -1,6 +1,7 @@
 //! Backups of the index: every tree of the sled database (users, emails, repositories, tokens,
-//! access tokens, retired names, meta, and any other), read at one point in time, one file per
-//! tree, and a manifest that names them with their entry counts and SHA-256 sums.
+//! access tokens, retired names, stars, comments, meta, and any other), read at one point in
+//! time, one file per tree, and a manifest that names them with their entry counts and SHA-256
+//! sums.
 //!
 //! The point in time: every change goes through `Index::write`, which holds the index's
 //! writer lock shared while it runs; `export` holds it exclusively while it reads, so a change
@@ -293,7 +294,17 @@ mod tests {
         let manifest = index.export(&mut out).expect("export");
         manifest.check().expect("valid");
         let names: Vec<&str> = manifest.files.iter().map(|f| f.tree.as_str()).collect();
-        for want in ["users", "emails", "repos", "meta", "pats", "retired"] {
+        for want in [
+            "users",
+            "emails",
+            "repos",
+            "meta",
+            "pats",
+            "retired",
+            "stars",
+            "user_stars",
+            "comments",
+        ] {
             assert!(names.contains(&want), "{names:?}");
         }
         for never in crate::index::sessions::TREES {

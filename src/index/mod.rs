@@ -2,17 +2,20 @@
 //! tokens, kept in sled. One `Db` per process, one tree per entity, opened once.
 
 pub mod backup;
+pub mod comments;
 pub mod password;
 pub mod pats;
 pub mod pulls;
 pub mod repos;
 pub mod sessions;
+pub mod stars;
 pub mod tokens;
 pub mod users;
 
 use crate::error::{AppError, AppResult};
 use std::path::Path;
 
+pub use comments::{Comment, CommentPage};
 pub use pats::{Pat, Scope};
 pub use pulls::PullStat;
 pub use repos::{ImageEntry, Repo};
@@ -41,6 +44,11 @@ pub struct Index {
     /// digest. Left out of backups: a restore never brings back a session.
     sessions: sled::Tree,
     session_users: sled::Tree,
+    /// Stars, by repository and by account (see `stars`).
+    stars: sled::Tree,
+    user_stars: sled::Tree,
+    /// Comments under repositories (see `comments`).
+    comments: sled::Tree,
     pbkdf2_rounds: u32,
     /// Every repository record without its image list, in name order: what search and the
     /// catalog scan. Rebuilt on the first read after any repository write.
@@ -101,6 +109,9 @@ impl Index {
             pulls: open("pulls")?,
             sessions: open(sessions::TREES[0])?,
             session_users: open(sessions::TREES[1])?,
+            stars: open("stars")?,
+            user_stars: open("user_stars")?,
+            comments: open("comments")?,
             db: db.clone(),
             pbkdf2_rounds,
             listing: Default::default(),

@@ -74,6 +74,18 @@ impl Index {
         Ok(out)
     }
 
+    /// Every repository's own statistics (not its tags'), in one pass.
+    pub fn repository_pulls(&self) -> AppResult<Vec<(String, PullStat)>> {
+        let mut out = Vec::new();
+        for entry in self.pulls.iter() {
+            let (k, v) = entry?;
+            if let Some(repo) = k.strip_suffix(&[0u8]) {
+                out.push((String::from_utf8_lossy(repo).into_owned(), PullStat::decode(&v)));
+            }
+        }
+        Ok(out)
+    }
+
     /// Forgets a tag's statistics (`Some`), or the whole repository's (`None`).
     pub fn forget_pulls(&self, repo: &str, tag: Option<&str>) -> AppResult<()> {
         match tag {
@@ -111,6 +123,11 @@ mod tests {
         ix.add_pulls(&[("a/b".into(), "".into(), at(1, 90))]).expect("add");
         let got = ix.pulls_of("a/b").expect("read");
         assert_eq!(got, vec![("".to_string(), at(3, 100)), ("v1".to_string(), at(2, 100))]);
+        let totals = ix.repository_pulls().expect("totals");
+        assert_eq!(
+            totals,
+            vec![("a/b".to_string(), at(3, 100)), ("a/bc".to_string(), at(5, 50))]
+        );
         ix.forget_pulls("a/b", Some("v1")).expect("forget tag");
         assert_eq!(ix.pulls_of("a/b").expect("read").len(), 1);
         ix.forget_pulls("a/b", None).expect("forget repo");

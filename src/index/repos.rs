@@ -147,7 +147,12 @@ impl Index {
         Ok(())
     }
 
+    /// Removes the record with its stars and comments (those first: a crash between leaves a
+    /// repository with fewer comments, never comments that a new repository of the name would
+    /// inherit).
     pub fn delete_repo(&self, name: &RepoName) -> AppResult<bool> {
+        self.forget_repo_stars(name.as_str())?;
+        self.forget_repo_comments(name.as_str())?;
         let removed = self.repos.remove(name.as_str().as_bytes())?.is_some();
         self.forget_listing();
         Ok(removed)

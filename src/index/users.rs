@@ -187,6 +187,7 @@ impl Index {
     /// tokens and the robots of its namespace are revoked (they would fail anyway: see `uid`).
     pub fn delete_user(&self, username: &str) -> AppResult<User> {
         let user = self.delete_account(username)?;
+        self.forget_user_stars(username)?;
         self.delete_pats_of(username, true)?;
         Ok(user)
     }

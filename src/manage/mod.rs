@@ -4,7 +4,10 @@
 
 pub mod audit;
 pub mod backup;
+pub mod browse;
+pub mod community;
 pub mod gc;
+pub mod images;
 pub mod pulls;
 pub mod quotas;
 pub mod repos;

@@ -118,6 +118,21 @@ impl PullCounter {
         Ok(out)
     }
 
+    /// Every repository's own statistics, stored and pending (for sorting by pulls).
+    pub async fn totals(&self, ix: &Index) -> crate::error::AppResult<HashMap<String, PullStat>> {
+        let _reading = self.flushing.read().await;
+        let stored = ix.run(|ix| ix.repository_pulls()).await?;
+        let mut out: HashMap<String, PullStat> = stored.into_iter().collect();
+        if let Ok(p) = self.pending.lock() {
+            for ((r, tag), stat) in p.iter() {
+                if tag.is_empty() {
+                    out.entry(r.clone()).or_default().merge(*stat);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Forgets a deleted tag's statistics (`Some`) or a deleted repository's (`None`).
     pub async fn forget(&self, ix: &Index, repo: &str, tag: Option<&str>) -> crate::error::AppResult<()> {
         // Not while a batch that may hold them is being written.

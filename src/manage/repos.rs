@@ -38,7 +38,7 @@ pub fn index(state: &AppState) -> AppResult<&Index> {
         .ok_or_else(|| AppError::not_found("This server has no index (standalone = false): manage it on the index"))
 }
 
-async fn view(state: &AppState, record: &Repo) -> AppResult<RepoView> {
+pub(crate) async fn view(state: &AppState, record: &Repo) -> AppResult<RepoView> {
     let name = RepoName::parse(&record.name)?;
     let contents = if state.config.registry {
         usage::contents(&state.storage, &state.v1_repos, &state.images, &name).await?

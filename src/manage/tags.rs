@@ -16,7 +16,7 @@ use crate::registry::v2::repositories::Reference;
 use crate::state::AppState;
 use actix_web::HttpRequest;
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub const DEFAULT_PAGE: usize = 100;
 pub const MAX_PAGE: usize = 1000;
@@ -52,7 +52,7 @@ pub struct Removed {
 }
 
 /// The repository, if the actor may read it and it exists; otherwise 404.
-async fn readable(state: &AppState, viewer: &Viewer, name: &str) -> AppResult<RepoName> {
+pub(crate) async fn readable(state: &AppState, viewer: &Viewer, name: &str) -> AppResult<RepoName> {
     let repo = RepoName::parse(name)?;
     let absent = || AppError::not_found("Repository not found");
     if !viewer.may(state, &repo, Access::Read).await? {
@@ -94,19 +94,32 @@ pub async fn list(
         return Err(AppError::bad_request(format!("n must be between 1 and {MAX_PAGE}")));
     }
     let repo = readable(state, viewer, name).await?;
-    let all = tags::list(&state.v2_repos, &state.v1_repos, &repo).await?;
-    let mut names: Vec<&str> = all.iter().map(|t| t.name.as_str()).collect();
+    // Names first (two listings), then what only the page's tags point at: a page of a
+    // repository with thousands of tags reads that page's tags, not every tag.
+    let all = tags::names(&state.v2_repos, &state.v1_repos, &repo).await?;
+    let mut names: Vec<&str> = all.iter().map(|(t, _)| t.as_str()).collect();
     names.dedup();
     let after: Vec<&str> = names.into_iter().filter(|t| last.is_none_or(|l| *t > l)).collect();
     let page: BTreeSet<&str> = after.iter().take(n).copied().collect();
     let next = (after.len() > n).then(|| after[n - 1].to_string());
+    let wanted: Vec<_> = all.iter().filter(|(t, _)| page.contains(t.as_str())).cloned().collect();
+    let all = tags::resolve(&state.v2_repos, &state.v1_repos, &repo, &wanted).await?;
     let stats = match &state.index {
         Some(ix) => state.pulls.of(ix, repo.as_str()).await?,
         None => Default::default(),
     };
     let mut out = Vec::new();
+    // Tags often share a target (`latest` and a version): each target is read once a page.
+    let mut details: BTreeMap<(Protocol, &str), tags::TagDetail> = BTreeMap::new();
     for t in all.iter().filter(|t| page.contains(t.name.as_str())) {
-        let detail = tags::detail(&state.v2_repos, &state.images, &repo, t).await?;
+        let detail = match details.get(&(t.protocol, t.digest.as_str())) {
+            Some(d) => d.clone(),
+            None => {
+                let d = tags::detail(&state.v2_repos, &state.images, &repo, t).await?;
+                details.insert((t.protocol, t.digest.as_str()), d.clone());
+                d
+            }
+        };
         let pulls = stats.tag(&t.name);
         out.push(TagView {
             name: t.name.clone(),

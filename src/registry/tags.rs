@@ -56,32 +56,50 @@ pub struct TagDetail {
 
 /// The repository's tags, v1 and v2, in (name, protocol) order.
 pub async fn list(v2: &V2Repositories, v1: &V1Repositories, repo: &RepoName) -> AppResult<Vec<TagRef>> {
-    let mut out = Vec::new();
-    for name in v2.tags(repo).await? {
-        let Ok(tag) = TagName::parse(&name) else { continue };
-        // A tag removed between the listing and this read is simply not there.
-        if let Some(d) = v2.resolve_tag(repo, &tag).await? {
+    let all = names(v2, v1, repo).await?;
+    resolve(v2, v1, repo, &all).await
+}
+
+/// The repository's tag names, v1 and v2, in (name, protocol) order, without reading what they
+/// point at (two directory listings): enough to page through thousands of tags and then
+/// [`resolve`] one page.
+pub async fn names(v2: &V2Repositories, v1: &V1Repositories, repo: &RepoName) -> AppResult<Vec<(String, Protocol)>> {
+    let mut out: Vec<(String, Protocol)> = v2.tags(repo).await?.into_iter().map(|n| (n, Protocol::V2)).collect();
+    out.extend(v1.tag_names(repo).await?.into_iter().map(|n| (n, Protocol::V1)));
+    out.sort();
+    Ok(out)
+}
+
+/// What each named tag points at and when it was pushed; a tag removed meanwhile (or whose
+/// name is not a tag's) is left out.
+pub async fn resolve(
+    v2: &V2Repositories,
+    v1: &V1Repositories,
+    repo: &RepoName,
+    wanted: &[(String, Protocol)],
+) -> AppResult<Vec<TagRef>> {
+    let mut out = Vec::with_capacity(wanted.len());
+    for (name, protocol) in wanted {
+        let Ok(tag) = TagName::parse(name) else { continue };
+        let found = match protocol {
+            Protocol::V2 => match v2.resolve_tag(repo, &tag).await? {
+                Some(d) => Some((d.to_string(), v2.tag_pushed(repo, &tag).await?)),
+                None => None,
+            },
+            Protocol::V1 => match v1.get_raw(repo, &tag).await? {
+                Some(id) => Some((id, v1.tag_pushed(repo, &tag).await?)),
+                None => None,
+            },
+        };
+        if let Some((digest, pushed)) = found {
             out.push(TagRef {
-                pushed: v2.tag_pushed(repo, &tag).await?,
-                name,
-                protocol: Protocol::V2,
-                digest: d.to_string(),
+                name: name.clone(),
+                protocol: *protocol,
+                digest,
+                pushed,
             });
         }
     }
-    for (name, id) in v1.list(repo).await? {
-        let pushed = match TagName::parse(&name) {
-            Ok(t) => v1.tag_pushed(repo, &t).await?,
-            Err(_) => None,
-        };
-        out.push(TagRef {
-            name,
-            protocol: Protocol::V1,
-            digest: id,
-            pushed,
-        });
-    }
-    out.sort_by(|a, b| (&a.name, a.protocol).cmp(&(&b.name, b.protocol)));
     Ok(out)
 }
 

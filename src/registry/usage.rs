@@ -72,6 +72,18 @@ pub async fn contents(
     Ok(out)
 }
 
+/// When the repository was last pushed to (its newest tag write), without sizing its blobs:
+/// what sorting repositories by push time needs of each.
+pub async fn last_push(storage: &Storage, repo: &RepoName) -> AppResult<Option<u64>> {
+    let mut last = None;
+    for key in storage.walk(&keys::repository(repo)).await? {
+        if let Some((_, RepositoryEntry::V2Tag(_) | RepositoryEntry::V1Tag(_))) = keys::parse_repository_key(&key) {
+            last = last.max(storage.stat(&key).await?.and_then(|s| s.modified));
+        }
+    }
+    Ok(last)
+}
+
 /// The size of every blob in the store (one walk of `blobs/`).
 pub async fn blob_sizes(storage: &Storage) -> std::io::Result<HashMap<Digest, u64>> {
     let mut out = HashMap::new();

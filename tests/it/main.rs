@@ -8,6 +8,7 @@ mod audit;
 mod backup;
 mod check;
 mod cli;
+mod community;
 mod delegated;
 mod durability;
 mod gc;

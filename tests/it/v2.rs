@@ -13,7 +13,7 @@ mod manage;
 #[path = "v2_pull.rs"]
 mod pull;
 #[path = "v2_push.rs"]
-mod push;
+pub mod push;
 #[path = "v2_uploads.rs"]
 mod uploads;
 

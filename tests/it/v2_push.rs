@@ -569,7 +569,7 @@ async fn unknown_fields_types_and_nested_indexes_are_stored() {
 /// A signed schema1 manifest as libtrust writes it: the payload pretty-printed with three
 /// spaces, the `signatures` array spliced in before the closing brace, and `formatLength` /
 /// `formatTail` in each signature's protected header. Returns (signed bytes, payload).
-fn schema1_signed(name: &str, tag: &str, layers: &[String]) -> (Vec<u8>, Vec<u8>) {
+pub fn schema1_signed(name: &str, tag: &str, layers: &[String]) -> (Vec<u8>, Vec<u8>) {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let history: Vec<Value> = layers

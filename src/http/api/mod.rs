@@ -5,7 +5,10 @@
 
 mod audit;
 mod backup;
+mod browse;
+mod community;
 mod gc;
+mod images;
 mod repos;
 pub mod session;
 mod tags;
@@ -32,6 +35,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(users::configure)
             // Before `repos`: its `/repositories/{name}` would take `.../-/tags` for a name.
             .configure(tags::configure)
+            .configure(community::configure)
+            .configure(images::configure)
+            .configure(browse::configure)
             .configure(repos::configure)
             .configure(gc::configure)
             .configure(backup::configure)

@@ -56,15 +56,23 @@ async fn search(state: web::Data<AppState>, Caller(who): Caller, query: web::Que
     let hits = state.gate.visible(&who, matching);
     let total = hits.len();
     let num_pages = total.div_ceil(page_size).max(1);
-    let results: Vec<_> = hits
+    let page_hits: Vec<_> = hits.into_iter().skip(skip).take(page_size).collect();
+    let names: Vec<String> = page_hits.iter().map(|r| r.name.clone()).collect();
+    let stars = match &state.index {
+        Some(ix) => {
+            ix.run(move |ix| names.iter().map(|n| ix.star_count(n)).collect::<AppResult<Vec<u64>>>())
+                .await?
+        }
+        None => vec![0; names.len()],
+    };
+    let results: Vec<_> = page_hits
         .into_iter()
-        .skip(skip)
-        .take(page_size)
-        .map(|r| {
+        .zip(stars)
+        .map(|(r, star_count)| {
             serde_json::json!({
                 "name": r.name,
                 "description": r.description,
-                "star_count": 0,
+                "star_count": star_count,
                 "is_official": r.name.starts_with("library/"),
                 "is_trusted": false,
                 "is_automated": false,

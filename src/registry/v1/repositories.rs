@@ -49,6 +49,11 @@ impl V1Repositories {
         Ok(self.storage().exists(&keys::repository(repo)).await?)
     }
 
+    /// The tag names only (one listing, no reads), in order.
+    pub async fn tag_names(&self, repo: &RepoName) -> AppResult<Vec<String>> {
+        Ok(self.storage().list(&keys::v1_tags(repo)).await?)
+    }
+
     pub async fn list(&self, repo: &RepoName) -> AppResult<BTreeMap<String, String>> {
         let mut out = BTreeMap::new();
         for tag in self.storage().list(&keys::v1_tags(repo)).await? {
@@ -67,6 +72,12 @@ impl V1Repositories {
             .stat(&keys::v1_tag(repo, tag))
             .await?
             .and_then(|s| s.modified))
+    }
+
+    /// The image id a tag points at, as stored (what `list` shows).
+    pub async fn get_raw(&self, repo: &RepoName, tag: &TagName) -> AppResult<Option<String>> {
+        let found = self.storage().get(&keys::v1_tag(repo, tag)).await?;
+        Ok(found.map(|id| String::from_utf8_lossy(&id).into_owned()))
     }
 
     pub async fn get(&self, repo: &RepoName, tag: &TagName) -> AppResult<Option<ImageId>> {
