@@ -8,7 +8,7 @@
 // A step whose server API is not there yet (another branch builds it) fails the run too,
 // unless UI_TEST_ALLOW_MISSING=1, which reports it as not covered instead.
 import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import { createHmac } from "node:crypto";
 import { join } from "node:path";
@@ -148,6 +148,8 @@ async function rowNames(page, selector) {
 
 async function main() {
   mkdirSync(SHOTS, { recursive: true });
+  // Every run leaves its own screenshots: none of an earlier run's failures.
+  for (const f of readdirSync(SHOTS)) if (f.startsWith("FAILED-")) rmSync(join(SHOTS, f));
   server = await Skiff.start(["[webhooks]", "allow_loopback = true"]);
   console.log(`skiff at ${server.url}; screenshots in ${SHOTS}`);
   browser = await chromium.launch({
