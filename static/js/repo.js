@@ -247,6 +247,12 @@ export async function repoPage(ctx, name) {
   ctx.main.append(head, facts, desc, h("div", { class: "pull-main" }, pullLine(pullRef(name, null))), ...sections);
 }
 
+/** A time from image metadata: unix seconds (the API's times) or an RFC 3339 string. */
+function timeText(v) {
+  if (v === null || v === undefined || v === "") return "—";
+  return typeof v === "number" ? exactTime(v) : String(v).replace("T", " ").replace(/\.\d+Z$/, "Z");
+}
+
 function kv(rows) {
   return h(
     "dl",
@@ -264,7 +270,7 @@ function v2Image(ctx, name, tag, m) {
         ["Digest", h("code", { class: "full-digest" }, m.digest)],
         ["Platform", m.platform],
         ["Size", h("span", { id: "image-size", title: `${m.size} bytes` }, humanSize(m.size))],
-        ["Created", m.created ? `${exactTime(typeof m.created === "number" ? m.created : Date.parse(m.created) / 1000)}` : null],
+        ["Created", m.created ? timeText(m.created) : null],
         ["Media type", m.media_type],
         ["Entrypoint", cfg.entrypoint],
         ["Command", cfg.cmd],
@@ -292,7 +298,7 @@ function v2Image(ctx, name, tag, m) {
           "table",
           { class: "list history" },
           h("thead", null, h("tr", null, h("th", null, "Created"), h("th", null, "Command"), h("th", null, ""))),
-          h("tbody", null, m.history.map((s) => h("tr", { class: s.empty_layer ? "muted" : null }, h("td", { "data-label": "Created" }, s.created ? String(s.created).replace("T", " ").replace(/\.\d+Z$/, "Z") : "—"), h("td", { "data-label": "Command" }, h("code", { class: "cmd" }, s.created_by || "")), h("td", { "data-label": "" }, s.empty_layer ? "no layer" : s.comment || ""))))
+          h("tbody", null, m.history.map((s) => h("tr", { class: s.empty_layer ? "muted" : null }, h("td", { "data-label": "Created" }, timeText(s.created)), h("td", { "data-label": "Command" }, h("code", { class: "cmd" }, s.created_by || "")), h("td", { "data-label": "" }, s.empty_layer ? "no layer" : s.comment || ""))))
         )
       )
     );
@@ -327,7 +333,7 @@ function v1Image(ctx, name, tag, img) {
       kv([
         ["Image id", h("code", { class: "full-digest" }, img.id)],
         ["Parent", img.parent],
-        ["Created", img.created],
+        ["Created", img.created ? timeText(img.created) : null],
         ["Size", h("span", { id: "image-size", title: `${img.size} bytes` }, humanSize(img.size))],
         ["Checksum", img.checksum],
         ["Command", img.cmd],
@@ -339,7 +345,7 @@ function v1Image(ctx, name, tag, img) {
         "table",
         { class: "list ancestry" },
         h("thead", null, h("tr", null, h("th", null, "Image"), h("th", { class: "num" }, "Layer size"), h("th", null, "Created"), h("th", null, "Command"))),
-        h("tbody", null, (img.ancestry || []).map((a) => h("tr", null, h("td", { "data-label": "Image" }, digestEl(a.id)), h("td", { class: "num", "data-label": "Size" }, humanSize(a.size)), h("td", { "data-label": "Created" }, a.created ? String(a.created) : "—"), h("td", { "data-label": "Command" }, h("code", { class: "cmd" }, a.created_by || "")))))
+        h("tbody", null, (img.ancestry || []).map((a) => h("tr", null, h("td", { "data-label": "Image" }, digestEl(a.id)), h("td", { class: "num", "data-label": "Size" }, humanSize(a.size)), h("td", { "data-label": "Created" }, timeText(a.created)), h("td", { "data-label": "Command" }, h("code", { class: "cmd" }, a.created_by || "")))))
       )
     ),
   ];

@@ -263,6 +263,7 @@ async function main() {
     eq(await A.getAttribute("table.layers code.digest", "title"), one.layer.digest, "layer digest");
     eq(await text(A, "#image-size"), humanSize(one.bytes), "image size");
     eq(await A.locator("table.history tbody tr").count(), 2, "history entries");
+    eq(await text(A, "table.history tbody tr:first-child td"), "2026-01-02 03:04:00 UTC", "a history entry's time");
     await shoot(A, "image-v2");
     await A.goBack();
     await A.waitForSelector(webRow("multi"));
