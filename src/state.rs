@@ -34,6 +34,8 @@ pub struct AppState {
     pub retention: crate::manage::retention::RetentionService,
     /// Who pushed, deleted or changed what (see `audit`).
     pub audit: crate::audit::Audit,
+    /// Events to repositories' and global webhooks (none without an index).
+    pub webhooks: crate::webhooks::Webhooks,
 }
 
 impl AppState {
@@ -55,6 +57,7 @@ impl AppState {
                 }),
                 None => crate::audit::Audit::to_log(),
             },
+            webhooks: crate::webhooks::Webhooks::new(index.as_ref(), &config.webhooks),
             storage,
             gate,
             index,

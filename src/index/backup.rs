@@ -1,5 +1,6 @@
 //! Backups of the index: every tree of the sled database (users, emails, repositories, tokens,
-//! access tokens, retired names, meta, and any other), read at one point in time, one file per
+//! access tokens, retired names, webhooks and their deliveries (the pending ones are the
+//! webhook queue), meta, and any other), read at one point in time, one file per
 //! tree, and a manifest that names them with their entry counts and SHA-256 sums.
 //!
 //! The point in time: every change goes through `Index::write`, which holds the index's
@@ -7,7 +8,7 @@
 //! that spans trees (an account and its email, a token and its secret, an account deleted with
 //! its repositories) is in the backup whole or not at all. Reads never wait for it. The only
 //! writes outside `write` are bookkeeping of one entry in one tree (an access token's last use,
-//! an expired v1 token removed), which a backup sees before or after, never half.
+//! an expired v1 token removed, a webhook delivery queued or its attempt recorded), which a backup sees before or after, never half.
 //!
 //! A tree file has one line per entry, `{"k": base64 key, "v": base64 value}`, in key order:
 //! the bytes sled holds, whatever they encode, so a restore gives back exactly what was there.
@@ -291,7 +292,16 @@ mod tests {
         let manifest = index.export(&mut out).expect("export");
         manifest.check().expect("valid");
         let names: Vec<&str> = manifest.files.iter().map(|f| f.tree.as_str()).collect();
-        for want in ["users", "emails", "repos", "meta", "pats", "retired"] {
+        for want in [
+            "users",
+            "emails",
+            "repos",
+            "meta",
+            "pats",
+            "retired",
+            "webhooks",
+            "webhook_deliveries",
+        ] {
             assert!(names.contains(&want), "{names:?}");
         }
         let users = manifest.files.iter().find(|f| f.tree == "users").expect("users");

@@ -8,6 +8,7 @@ pub mod pulls;
 pub mod repos;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use crate::error::{AppError, AppResult};
 use std::path::Path;
@@ -36,6 +37,9 @@ pub struct Index {
     retired: sled::Tree,
     /// Pull counts and times per repository and tag (see `pulls`).
     pulls: sled::Tree,
+    /// Repositories' webhooks and every hook's deliveries (see `webhooks`).
+    hooks: sled::Tree,
+    deliveries: sled::Tree,
     pbkdf2_rounds: u32,
     /// Every repository record without its image list, in name order: what search and the
     /// catalog scan. Rebuilt on the first read after any repository write.
@@ -94,6 +98,8 @@ impl Index {
             pat_names: open("pat_names")?,
             retired: open("retired")?,
             pulls: open("pulls")?,
+            hooks: open("webhooks")?,
+            deliveries: open("webhook_deliveries")?,
             db: db.clone(),
             pbkdf2_rounds,
             listing: Default::default(),

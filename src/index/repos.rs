@@ -149,6 +149,8 @@ impl Index {
 
     pub fn delete_repo(&self, name: &RepoName) -> AppResult<bool> {
         let removed = self.repos.remove(name.as_str().as_bytes())?.is_some();
+        // A repository of the same name made later must not inherit its hooks.
+        self.forget_hooks(name.as_str())?;
         self.forget_listing();
         Ok(removed)
     }

@@ -11,6 +11,7 @@ mod tags;
 mod tokens;
 mod usage;
 mod users;
+mod webhooks;
 
 use crate::auth::Identity;
 use crate::error::{AppError, AppResult};
@@ -30,6 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(users::configure)
             // Before `repos`: its `/repositories/{name}` would take `.../-/tags` for a name.
             .configure(tags::configure)
+            .configure(webhooks::configure)
             .configure(repos::configure)
             .configure(gc::configure)
             .configure(backup::configure)
