@@ -778,6 +778,27 @@ mod tests {
     }
 
     #[test]
+    fn webhooks_parse_with_defaults_and_refuse_bad_hooks() {
+        let text = "[webhooks]\nbackoff_secs = 1\n[[webhooks.hook]]\nurl = \"http://127.0.0.1:9/x\"\n";
+        let c = Config::from_text(text, Path::new("t"), &[]).unwrap();
+        assert_eq!((c.webhooks.timeout_secs, c.webhooks.max_attempts), (10, 8));
+        assert_eq!(c.webhooks.backoff_secs, 1);
+        let hook = &c.webhooks.hooks[0];
+        assert_eq!(
+            (hook.events.clone(), hook.repositories.as_str()),
+            (vec!["push".to_string()], "*")
+        );
+        for bad in [
+            "[[webhooks.hook]]\nurl = \"ftp://x/\"\n",
+            "[[webhooks.hook]]\nurl = \"http://x/\"\nevents = [\"pull\"]\n",
+            "[[webhooks.hook]]\nurl = \"http://x/\"\nsecrt = \"typo\"\n",
+            "[webhooks]\ntimeout_secs = 0\n",
+        ] {
+            assert!(Config::from_text(bad, Path::new("t"), &[]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn limits_have_defaults_and_refuse_a_zero_timeout() {
         let c = Config::load_with_env(None, &[]).unwrap();
         assert_eq!((c.limits.body_timeout_secs, c.limits.uploads_per_user), (60, 16));
