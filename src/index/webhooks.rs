@@ -81,6 +81,17 @@ pub fn hook_key(repo: &str, id: u64) -> Vec<u8> {
     k
 }
 
+/// The repository and id a hook key names (`None` for a global hook's).
+pub fn parse_hook_key(key: &[u8]) -> Option<(String, u64)> {
+    let split = key.len().checked_sub(9)?;
+    let (repo, rest) = key.split_at(split);
+    let id = <[u8; 8]>::try_from(rest.get(1..)?).ok()?;
+    if repo.is_empty() || rest[0] != 0 {
+        return None;
+    }
+    Some((String::from_utf8_lossy(repo).into_owned(), u64::from_be_bytes(id)))
+}
+
 fn repo_prefix(repo: &str) -> Vec<u8> {
     let mut k = repo.as_bytes().to_vec();
     k.push(0);
@@ -233,6 +244,8 @@ mod tests {
             created: 1,
         };
         let (h1, h2, other) = (hook("a/b"), hook("a/b"), hook("a/bc"));
+        assert_eq!(parse_hook_key(&hook_key("a/b", 7)), Some(("a/b".to_string(), 7)));
+        assert_eq!(parse_hook_key(&hook_key("", 1)), None, "a global hook");
         for h in [&h1, &h2, &other] {
             ix.put_hook(h).expect("put");
         }

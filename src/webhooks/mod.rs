@@ -338,7 +338,23 @@ pub async fn manifest_pushed(
 /// naming the images the client listed (or, when it listed none, the repository's) and the
 /// tags on them, newest first.
 pub async fn v1_pushed(state: &AppState, req: &HttpRequest, who: &Identity, repo: &RepoName, listed: Vec<String>) {
-    if state.webhooks.inner.is_none() {
+    let Some(inner) = state.webhooks.inner.clone() else {
+        return;
+    };
+    // Reading the tags costs a storage read per tag: only for a repository with a hook.
+    let probe = Event {
+        kind: "push",
+        action: "image.push",
+        repository: repo.clone(),
+        tag: None,
+        digest: None,
+    };
+    let me = inner.clone();
+    let wanted = inner
+        .index
+        .run(move |ix| Ok(!me.destinations(ix, &probe)?.is_empty()))
+        .await;
+    if !wanted.unwrap_or(true) {
         return;
     }
     // The tags, from storage when this process holds it (an index-only process does not).

@@ -9,7 +9,7 @@
 
 use super::{target, Inner, KEEP_DELIVERIES};
 use crate::config::WebhooksConfig;
-use crate::index::webhooks::{Delivery, DeliveryStatus};
+use crate::index::webhooks::{parse_hook_key, Delivery, DeliveryStatus};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::cmp::Reverse;
@@ -125,20 +125,10 @@ async fn attempt(inner: &Arc<Inner>, clients: &Clients, key: Vec<u8>) {
         .index
         .run(move |ix| {
             let Some(d) = ix.delivery(&k)? else { return Ok(None) };
-            let hook = match d.hook_key.first() {
-                // A repository's hook as it is now (its URL or secret may have changed).
-                Some(&b) if b != 0 => {
-                    let repo = String::from_utf8_lossy(&d.hook_key[..d.hook_key.len().saturating_sub(9)]).into_owned();
-                    let id = d
-                        .hook_key
-                        .get(d.hook_key.len().saturating_sub(8)..)
-                        .and_then(|b| <[u8; 8]>::try_from(b).ok());
-                    match id {
-                        Some(id) => ix.hook(&repo, u64::from_be_bytes(id))?,
-                        None => None,
-                    }
-                }
-                _ => None,
+            // A repository's hook as it is now (its URL or secret may have changed).
+            let hook = match parse_hook_key(&d.hook_key) {
+                Some((repo, id)) => ix.hook(&repo, id)?,
+                None => None,
             };
             Ok(Some((d, hook)))
         })
@@ -154,7 +144,7 @@ async fn attempt(inner: &Arc<Inner>, clients: &Clients, key: Vec<u8>) {
     if d.status != DeliveryStatus::Pending {
         return;
     }
-    let global = d.hook_key.first() == Some(&0);
+    let global = parse_hook_key(&d.hook_key).is_none();
     let hook_gone = !global && hook.is_none();
     if let Some(h) = &hook {
         d.url = h.url.clone();
