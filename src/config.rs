@@ -34,6 +34,62 @@ pub struct Config {
     pub quotas: QuotasConfig,
     pub retention: RetentionConfig,
     pub audit: AuditConfig,
+    pub webhooks: WebhooksConfig,
+}
+
+/// Webhooks: how events are sent (see `crate::webhooks` and the README's "Webhooks"), and the
+/// global hooks, which get the events of every repository their pattern matches.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Seconds one attempt may take (connect, send, the answer's status line).
+    pub timeout_secs: u64,
+    /// Attempts per delivery before it is marked failed.
+    pub max_attempts: u32,
+    /// Seconds before the first retry; each next one waits twice as long, at most an hour.
+    pub backoff_secs: u64,
+    /// Let repositories' hooks send to loopback and link-local addresses (this host, cloud
+    /// metadata services). Off: only the operator's global hooks may.
+    pub allow_loopback: bool,
+    /// `[[webhooks.hook]]` tables.
+    #[serde(rename = "hook")]
+    pub hooks: Vec<GlobalHook>,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            timeout_secs: 10,
+            max_attempts: 8,
+            backoff_secs: 5,
+            allow_loopback: false,
+            hooks: Vec::new(),
+        }
+    }
+}
+
+/// A global hook: an operator's, for every repository `repositories` matches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalHook {
+    pub url: String,
+    /// The HMAC key of `X-Skiff-Signature-256`; empty = unsigned.
+    #[serde(default)]
+    pub secret: String,
+    /// `push`, `delete`.
+    #[serde(default = "default_hook_events")]
+    pub events: Vec<String>,
+    /// Repositories it gets events of: a glob (`*` any characters, `/` included; `?` one).
+    #[serde(default = "default_hook_repositories")]
+    pub repositories: String,
+}
+
+fn default_hook_events() -> Vec<String> {
+    vec!["push".to_string()]
+}
+
+fn default_hook_repositories() -> String {
+    "*".to_string()
 }
 
 /// Storage quotas per namespace: the distinct bytes of the blobs its repositories reference
@@ -346,6 +402,7 @@ impl Default for Config {
             quotas: QuotasConfig::default(),
             retention: RetentionConfig::default(),
             audit: AuditConfig::default(),
+            webhooks: WebhooksConfig::default(),
         }
     }
 }
@@ -523,6 +580,21 @@ impl Config {
                     "needs `keep_newest` or `unpulled_days` (or both): without either it keeps every tag",
                 ));
             }
+        }
+        let w = &self.webhooks;
+        if w.timeout_secs == 0 || w.timeout_secs > 600 {
+            return Err(invalid("webhooks.timeout_secs", "must be 1 to 600"));
+        }
+        if w.max_attempts == 0 || w.max_attempts > 100 {
+            return Err(invalid("webhooks.max_attempts", "must be 1 to 100"));
+        }
+        if w.backoff_secs == 0 || w.backoff_secs > 3600 {
+            return Err(invalid("webhooks.backoff_secs", "must be 1 to 3600"));
+        }
+        for (i, h) in w.hooks.iter().enumerate() {
+            let key = format!("webhooks.hook[{i}]");
+            crate::webhooks::target::check_url(&h.url).map_err(|e| invalid(&key, e))?;
+            crate::webhooks::check_events(&h.events).map_err(|e| invalid(&key, e))?;
         }
         if self.limits.body_timeout_secs == 0 {
             return Err(invalid("limits.body_timeout_secs", "must be at least 1"));
@@ -710,6 +782,27 @@ mod tests {
             &[],
         );
         assert!(typo.is_err(), "unknown keys are refused");
+    }
+
+    #[test]
+    fn webhooks_parse_with_defaults_and_refuse_bad_hooks() {
+        let text = "[webhooks]\nbackoff_secs = 1\n[[webhooks.hook]]\nurl = \"http://127.0.0.1:9/x\"\n";
+        let c = Config::from_text(text, Path::new("t"), &[]).unwrap();
+        assert_eq!((c.webhooks.timeout_secs, c.webhooks.max_attempts), (10, 8));
+        assert_eq!(c.webhooks.backoff_secs, 1);
+        let hook = &c.webhooks.hooks[0];
+        assert_eq!(
+            (hook.events.clone(), hook.repositories.as_str()),
+            (vec!["push".to_string()], "*")
+        );
+        for bad in [
+            "[[webhooks.hook]]\nurl = \"ftp://x/\"\n",
+            "[[webhooks.hook]]\nurl = \"http://x/\"\nevents = [\"pull\"]\n",
+            "[[webhooks.hook]]\nurl = \"http://x/\"\nsecrt = \"typo\"\n",
+            "[webhooks]\ntimeout_secs = 0\n",
+        ] {
+            assert!(Config::from_text(bad, Path::new("t"), &[]).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod net;
 pub mod registry;
 pub mod state;
 pub mod storage;
+pub mod webhooks;
 
 #[cfg(test)]
 mod fuzz_tests;
@@ -97,6 +98,8 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     spawn_retention_schedule(state.clone());
     spawn_session_pruner(state.clone());
     spawn_pull_flusher(state.clone());
+    // Pending deliveries of the last run are queued before any request can add new ones.
+    state.webhooks.start().await;
     // The operator's socket, beside the index this process holds locked (so a socket file
     // found there is a stale one).
     let local = match state.config.standalone {

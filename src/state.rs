@@ -36,6 +36,8 @@ pub struct AppState {
     pub audit: crate::audit::Audit,
     /// Comments each account posted lately (`limits.comments_per_minute`).
     pub comment_limits: crate::manage::community::CommentLimiter,
+    /// Events to repositories' and global webhooks (none without an index).
+    pub webhooks: crate::webhooks::Webhooks,
 }
 
 impl AppState {
@@ -58,6 +60,7 @@ impl AppState {
                 }),
                 None => crate::audit::Audit::to_log(),
             },
+            webhooks: crate::webhooks::Webhooks::new(index.as_ref(), &config.webhooks),
             storage,
             gate,
             index,

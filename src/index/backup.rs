@@ -1,14 +1,14 @@
 //! Backups of the index: every tree of the sled database (users, emails, repositories, tokens,
-//! access tokens, retired names, stars, comments, meta, and any other), read at one point in
-//! time, one file per tree, and a manifest that names them with their entry counts and SHA-256
-//! sums.
+//! access tokens, retired names, stars, comments, webhooks and their deliveries (the
+//! pending ones are the webhook queue), meta, and any other), read at one point in time, one
+//! file per tree, and a manifest that names them with their entry counts and SHA-256 sums.
 //!
 //! The point in time: every change goes through `Index::write`, which holds the index's
 //! writer lock shared while it runs; `export` holds it exclusively while it reads, so a change
 //! that spans trees (an account and its email, a token and its secret, an account deleted with
 //! its repositories) is in the backup whole or not at all. Reads never wait for it. The only
 //! writes outside `write` are bookkeeping of one entry in one tree (an access token's last use,
-//! an expired v1 token removed), which a backup sees before or after, never half.
+//! an expired v1 token removed, a webhook delivery queued or its attempt recorded), which a backup sees before or after, never half.
 //!
 //! A tree file has one line per entry, `{"k": base64 key, "v": base64 value}`, in key order:
 //! the bytes sled holds, whatever they encode, so a restore gives back exactly what was there.
@@ -304,6 +304,8 @@ mod tests {
             "stars",
             "user_stars",
             "comments",
+            "webhooks",
+            "webhook_deliveries",
         ] {
             assert!(names.contains(&want), "{names:?}");
         }

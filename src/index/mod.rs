@@ -11,6 +11,7 @@ pub mod sessions;
 pub mod stars;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use crate::error::{AppError, AppResult};
 use std::path::Path;
@@ -49,6 +50,9 @@ pub struct Index {
     user_stars: sled::Tree,
     /// Comments under repositories (see `comments`).
     comments: sled::Tree,
+    /// Repositories' webhooks and every hook's deliveries (see `webhooks`).
+    hooks: sled::Tree,
+    deliveries: sled::Tree,
     pbkdf2_rounds: u32,
     /// Every repository record without its image list, in name order: what search and the
     /// catalog scan. Rebuilt on the first read after any repository write.
@@ -112,6 +116,8 @@ impl Index {
             stars: open("stars")?,
             user_stars: open("user_stars")?,
             comments: open("comments")?,
+            hooks: open("webhooks")?,
+            deliveries: open("webhook_deliveries")?,
             db: db.clone(),
             pbkdf2_rounds,
             listing: Default::default(),

@@ -154,6 +154,8 @@ impl Index {
         self.forget_repo_stars(name.as_str())?;
         self.forget_repo_comments(name.as_str())?;
         let removed = self.repos.remove(name.as_str().as_bytes())?.is_some();
+        // A repository of the same name made later must not inherit its hooks.
+        self.forget_hooks(name.as_str())?;
         self.forget_listing();
         Ok(removed)
     }

@@ -16,6 +16,7 @@ pub mod tags;
 pub mod tokens;
 pub mod usage;
 pub mod users;
+pub mod webhooks;
 
 use crate::auth::{Identity, Principal};
 use crate::error::{AppError, AppResult};

@@ -113,19 +113,21 @@ pub async fn show(state: &AppState, actor: &Actor, name: &str) -> AppResult<Repo
 
 pub async fn delete(state: &AppState, actor: &Actor, name: &str) -> AppResult<()> {
     let (repo, _) = managed(state, actor, name).await?;
-    delete_by_name(state, repo.as_str()).await?;
+    delete_by_name(state, repo.as_str(), actor.name()).await?;
     log::info!("manage: {} deleted repository {repo}", actor.name());
     Ok(())
 }
 
 /// Removes a repository whole: its tags, manifests and links in storage (the blobs go at the
 /// next garbage collection) and its record, so it leaves search, the catalog and the UI.
-pub async fn delete_by_name(state: &AppState, name: &str) -> AppResult<()> {
+pub async fn delete_by_name(state: &AppState, name: &str, by: &str) -> AppResult<()> {
     let repo = RepoName::parse(name)?;
     if state.config.registry {
         state.v1_repos.delete_repo(&repo).await?;
         state.quotas.forget().await;
     }
+    // Before the record: the repository's hooks go with it.
+    crate::webhooks::deleted(state, None, by, &repo, crate::webhooks::Deleted::Repository).await;
     let ix = index(state)?;
     state.pulls.forget(ix, repo.as_str(), None).await?;
     ix.write(move |ix| ix.delete_repo(&repo)).await?;

@@ -144,6 +144,7 @@ pub async fn run(
         } else {
             let done = mtags::remove(state, &repo, &plan).await?;
             mtags::audit_removed(state, req, actor, &repo, &done, Some(&policy.repositories));
+            mtags::announce_removed(state, req, actor, &repo, &done).await;
             done
         };
         report.tags_deleted += done.tags.len();

@@ -302,6 +302,29 @@ pub async fn remove(state: &AppState, repo: &RepoName, plan: &Removed) -> AppRes
     Ok(done)
 }
 
+/// Sends what a deletion removed to the webhooks that asked for deletes: one event per tag
+/// and per manifest.
+pub async fn announce_removed(
+    state: &AppState,
+    req: Option<&HttpRequest>,
+    actor: &Actor,
+    repo: &RepoName,
+    done: &Removed,
+) {
+    use crate::webhooks::{deleted, Deleted};
+    for t in &done.tags {
+        let what = Deleted::Tag {
+            tag: &t.name,
+            // A v1 tag's is an image id, not a digest.
+            digest: matches!(t.protocol, crate::registry::tags::Protocol::V2).then_some(t.digest.as_str()),
+        };
+        deleted(state, req, actor.name(), repo, what).await;
+    }
+    for m in &done.manifests {
+        deleted(state, req, actor.name(), repo, Deleted::Manifest { digest: m }).await;
+    }
+}
+
 /// Puts what a deletion removed in the audit log: one entry per tag and per manifest, with the
 /// retention policy that decided it, if one did.
 pub fn audit_removed(

@@ -143,7 +143,7 @@ pub async fn delete(state: &AppState, actor: &Actor, username: &str, fate: RepoF
         )));
     }
     for name in &owned {
-        super::repos::delete_by_name(state, name).await?;
+        super::repos::delete_by_name(state, name, actor.name()).await?;
     }
     let name = username.to_string();
     ix.write(move |ix| {

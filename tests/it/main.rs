@@ -29,3 +29,4 @@ mod v1_errors;
 mod v1_flows;
 mod v1_layout;
 mod v2;
+mod webhooks;

@@ -15,6 +15,7 @@ mod tags;
 mod tokens;
 mod usage;
 mod users;
+mod webhooks;
 
 use crate::auth::Identity;
 use crate::error::{AppError, AppResult};
@@ -38,6 +39,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(community::configure)
             .configure(images::configure)
             .configure(browse::configure)
+            .configure(webhooks::configure)
             .configure(repos::configure)
             .configure(gc::configure)
             .configure(backup::configure)

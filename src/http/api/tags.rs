@@ -70,6 +70,7 @@ async fn delete(
     let removed = tags::delete(&state, &actor, &name, &tag, manifest, protocol).await?;
     if let Ok(repo) = crate::names::RepoName::parse(&name) {
         tags::audit_removed(&state, Some(&req), &actor, &repo, &removed, None);
+        tags::announce_removed(&state, Some(&req), &actor, &repo, &removed).await;
     }
     ok(&serde_json::json!({ "deleted_tags": removed.tags, "deleted_manifests": removed.manifests }))
 }

@@ -155,7 +155,12 @@ async fn put_images(
     access: V1Access<Push>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
-    record_push(&state, &req, ix, access, &body, StatusCode::NO_CONTENT).await
+    let (who, repo) = (access.who.clone(), access.repo.clone());
+    let answer = record_push(&state, &req, ix, access, &body, StatusCode::NO_CONTENT).await?;
+    // The client's last call of a push: the push is done.
+    let listed = parse_image_list(&body)?.into_iter().map(|e| e.id).collect();
+    crate::webhooks::v1_pushed(&state, &req, &who, &repo, listed).await;
+    Ok(answer)
 }
 
 /// `GET /v1/repositories/{repo}/images`: pull start.
@@ -220,6 +225,8 @@ async fn delete_repository(
             // The data is on other registries, which never tell the index they deleted it:
             // the record goes now, so the repository is absent here once the client goes on to
             // delete the data with the token (the registry still checks that token with us).
+            // Its hooks go with the record: the event goes out first.
+            repository_deleted(&state, &req, &who, &repo).await;
             let name = repo.clone();
             ix.write(move |ix| ix.delete_repo(&name)).await?;
         }
@@ -237,8 +244,14 @@ async fn delete_repository(
     // A delete token was granted by this very index for this repository: the repository goes
     // whole, record included, so it is absent on every route afterwards.
     if let Some(ix) = &state.index {
+        if found || ix.repo(&repo)?.is_some() {
+            // Before the record: its hooks go with it.
+            repository_deleted(&state, &req, &who, &repo).await;
+        }
         let name = repo.clone();
         found |= ix.write(move |ix| ix.delete_repo(&name)).await?;
+    } else if found {
+        repository_deleted(&state, &req, &who, &repo).await;
     }
     if found {
         audit::by_client(&state, &req, &who, Action::RepositoryDelete, Target::repo(&repo));
@@ -246,6 +259,11 @@ async fn delete_repository(
     } else {
         Err(AppError::not_found("Repository not found"))
     }
+}
+
+async fn repository_deleted(state: &AppState, req: &HttpRequest, who: &Identity, repo: &RepoName) {
+    let user = crate::webhooks::client_name(who);
+    crate::webhooks::deleted(state, Some(req), &user, repo, crate::webhooks::Deleted::Repository).await;
 }
 
 #[derive(Deserialize)]

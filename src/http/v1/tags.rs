@@ -6,6 +6,7 @@ use crate::error::{AppError, AppResult};
 use crate::http::access::{Delete, Pull, Push, V1Access};
 use crate::names::{ImageId, RepoName, TagName};
 use crate::state::AppState;
+use crate::webhooks::Deleted;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -118,6 +119,12 @@ async fn delete_tag(
     let tag = TagName::parse(&tag)?;
     state.v1_repos.delete(repo, &tag).await?;
     audit::by_client(&state, &req, &access.who, Action::TagDelete, Target::tag(repo, &tag));
+    let what = Deleted::Tag {
+        tag: tag.as_str(),
+        digest: None,
+    };
+    let user = crate::webhooks::client_name(&access.who);
+    crate::webhooks::deleted(&state, Some(&req), &user, repo, what).await;
     Ok(ok_true())
 }
 
@@ -125,6 +132,8 @@ async fn delete_all(state: web::Data<AppState>, req: HttpRequest, access: V1Acce
     let repo = &access.repo;
     if state.v1_repos.delete_repo(repo).await? {
         audit::by_client(&state, &req, &access.who, Action::RepositoryDelete, Target::repo(repo));
+        let user = crate::webhooks::client_name(&access.who);
+        crate::webhooks::deleted(&state, Some(&req), &user, repo, Deleted::Repository).await;
         Ok(ok_true())
     } else {
         Err(AppError::not_found("Repository not found"))

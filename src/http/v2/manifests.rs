@@ -10,6 +10,7 @@ use crate::names::TagName;
 use crate::registry::v2::manifest::{self, MAX_MANIFEST_BYTES};
 use crate::registry::v2::repositories::Reference;
 use crate::state::AppState;
+use crate::webhooks::Deleted;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures::StreamExt;
@@ -122,7 +123,7 @@ async fn put_manifest(
         .push_manifest(access.repo(), &reference, body, content_type, &tags)
         .await?;
     state.ensure_record(&access.who, access.repo()).await?;
-    let digest = pushed.digest;
+    let digest = pushed.digest.clone();
     audit::by_client(
         &state,
         &req,
@@ -130,6 +131,7 @@ async fn put_manifest(
         Action::ManifestPush,
         pushed_target(access.repo(), &digest, &tags),
     );
+    crate::webhooks::manifest_pushed(&state, &req, &access.who, access.repo(), &pushed, &tags).await;
     let mut resp = HttpResponse::Created();
     resp.insert_header((header::LOCATION, format!("/v2/{}/manifests/{digest}", access.name.raw)))
         .insert_header(("Docker-Content-Digest", digest.to_string()));
@@ -167,22 +169,37 @@ async fn delete_manifest(
     } else {
         existing_reference(reference)?
     };
-    let (found, action, target) = match reference {
+    let (found, action, target) = match &reference {
         Reference::Tag(t) => (
-            state.v2_repos.untag(access.repo(), &t).await?,
+            state.v2_repos.untag(access.repo(), t).await?,
             Action::TagDelete,
-            Target::tag(access.repo(), &t),
+            Target::tag(access.repo(), t),
         ),
         Reference::Digest(d) => (
-            state.v2_repos.delete_manifest_and_tags(access.repo(), &d).await?,
+            state.v2_repos.delete_manifest_and_tags(access.repo(), d).await?,
             Action::ManifestDelete,
-            Target::digest(access.repo(), &d),
+            Target::digest(access.repo(), d),
         ),
     };
     if found {
         // References went: namespace usage is counted afresh (`manage::quotas`).
         state.quotas.forget().await;
         audit::by_client(&state, &req, &access.who, action, target);
+        let digest = match &reference {
+            Reference::Digest(d) => Some(d.to_string()),
+            Reference::Tag(_) => None,
+        };
+        let what = match &reference {
+            Reference::Tag(t) => Deleted::Tag {
+                tag: t.as_str(),
+                digest: None,
+            },
+            Reference::Digest(_) => Deleted::Manifest {
+                digest: digest.as_deref().unwrap_or_default(),
+            },
+        };
+        let user = crate::webhooks::client_name(&access.who);
+        crate::webhooks::deleted(&state, Some(&req), &user, access.repo(), what).await;
         Ok(HttpResponse::Accepted().finish())
     } else {
         Err(manifest_unknown().into())

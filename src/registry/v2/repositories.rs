@@ -21,6 +21,9 @@ use std::collections::BTreeSet;
 /// What a manifest push stored.
 pub struct PushedManifest {
     pub digest: Digest,
+    pub media_type: String,
+    /// The manifest's bytes.
+    pub size: u64,
     /// The manifest's subject, for the `OCI-Subject` header.
     pub subject: Option<Digest>,
 }
@@ -190,6 +193,8 @@ impl V2Repositories {
         }
         Ok(PushedManifest {
             digest,
+            media_type: parsed.media_type.to_string(),
+            size,
             subject: parsed.subject.map(|s| s.digest),
         })
     }
