@@ -150,6 +150,7 @@ async function main() {
   mkdirSync(SHOTS, { recursive: true });
   // Every run leaves its own screenshots: none of an earlier run's failures.
   for (const f of readdirSync(SHOTS)) if (f.startsWith("FAILED-")) rmSync(join(SHOTS, f));
+  // The test's webhook receiver listens on 127.0.0.1: repositories' hooks may send there.
   server = await Skiff.start(["[webhooks]", "allow_loopback = true"]);
   console.log(`skiff at ${server.url}; screenshots in ${SHOTS}`);
   browser = await chromium.launch({
