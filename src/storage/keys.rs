@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! _layout                                                   layout version (see `layout`)
-//! _tmp/<random>                                             blobs being written
+//! _tmp/<random>/<random>                                    files being written by one process
+//! _tmp_locks/<random>.lock                                  held while that process lives (fs)
 //! _uploads/<uuid>/{info,data}                               v2 upload sessions
 //! blobs/<algo>/<2 hex>/<hex>                                content-addressed bytes
 //! images/<id>/<owner>/{json,ancestry,layer,_checksum,_tarsum} one owner's copy of v1 image <id>
@@ -35,6 +36,8 @@ use crate::names::{ImageCopy, ImageId, Owner, RepoName, TagName};
 
 pub const LAYOUT: &str = "_layout";
 pub const TMP: &str = "_tmp";
+/// The locks of the processes writing in `_tmp` (fs driver only; see `fs::OwnTemp`).
+pub const TMP_LOCKS: &str = "_tmp_locks";
 pub const UPLOADS: &str = "_uploads";
 pub const BLOBS: &str = "blobs";
 pub const IMAGES: &str = "images";

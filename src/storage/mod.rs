@@ -68,7 +68,9 @@ impl Storage {
 
     /// The fs driver at `root` as it is, for offline tools (no clean-up; layout checked).
     pub async fn existing_fs(root: &Path) -> Result<Storage, layout::LayoutError> {
-        Storage::open(Arc::new(fs::FsDriver::existing(root))).await
+        let driver =
+            fs::FsDriver::existing(root).map_err(|e| layout::LayoutError::Io(root.display().to_string(), e))?;
+        Storage::open(Arc::new(driver)).await
     }
 
     pub fn pins(&self) -> &Arc<pins::Pins> {

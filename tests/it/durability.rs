@@ -144,12 +144,8 @@ async fn kill_during_upload_never_exposes_a_half_written_layer() {
                 .await
         }
     });
-    let tmpdir = tmp.path().join("data/registry/_tmp");
-    let written = || {
-        std::fs::read_dir(&tmpdir)
-            .map(|rd| rd.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum::<u64>())
-            .unwrap_or(0)
-    };
+    let root = tmp.path().join("data/registry");
+    let written = || temp_files(&root).iter().map(|(_, len)| len).sum::<u64>();
     assert!(
         wait_until(Duration::from_secs(30), || written() >= 32 * MIB as u64),
         "upload reached the disk"

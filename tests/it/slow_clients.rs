@@ -252,10 +252,7 @@ async fn stalled_bodies_time_out_and_the_session_resumes() {
     let resp = response(&mut sock, Duration::from_secs(15)).expect("layer PUT answered");
     assert_eq!(status_of(&resp), 408, "{resp}");
     assert!(body_of(&resp)["error"].as_str().unwrap_or_default().contains("stalled"));
-    let tmp = s.dir.join("data/registry/_tmp");
-    let left: Vec<_> = std::fs::read_dir(&tmp)
-        .map(|d| d.flatten().collect())
-        .unwrap_or_default();
+    let left = crate::common::temp_files(&s.dir.join("data/registry"));
     assert!(left.is_empty(), "temp files left: {left:?}");
 }
 

@@ -93,7 +93,7 @@ async fn monolithic_pushes_and_digest_errors() {
         );
         assert!(!blob_file(&s, d).exists(), "no bytes stored under {d}");
     }
-    let tmp: Vec<_> = std::fs::read_dir(s.dir.join("data/registry/_tmp")).unwrap().collect();
+    let tmp = crate::common::temp_files(&s.dir.join("data/registry"));
     assert!(tmp.is_empty(), "temp files left behind: {tmp:?}");
 
     // Malformed digests and unsupported algorithms: 400.

@@ -23,26 +23,97 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct FsDriver {
     root: Arc<PathBuf>,
+    /// This process's own temp directory (see [`OwnTemp`]).
+    tmp: Arc<OwnTemp>,
+}
+
+/// A directory `_tmp/<random>` where this process alone writes files before renaming them into
+/// place, with a lock `_tmp_locks/<random>.lock` held while the process lives. Several
+/// processes may serve one root: each clears only the temp directories whose lock nobody
+/// holds, which are those of processes that ended (a crash releases its lock too), never
+/// another live process's writes in flight.
+#[derive(Debug)]
+struct OwnTemp {
+    dir: PathBuf,
+    _lock: crate::storage::local::LockFile,
+}
+
+fn lock_path(root: &Path, name: &str) -> PathBuf {
+    root.join(keys::TMP_LOCKS).join(format!("{name}.lock"))
+}
+
+impl OwnTemp {
+    /// Takes the lock first and makes the directory second, so another process's sweep never
+    /// sees the directory unlocked.
+    fn create(root: &Path) -> io::Result<OwnTemp> {
+        loop {
+            let name = hex::encode(rand::random::<[u8; 8]>());
+            let Some(lock) = crate::storage::local::try_lock(&lock_path(root, &name))? else {
+                continue;
+            };
+            let dir = root.join(keys::TMP).join(&name);
+            fs::create_dir_all(&dir)?;
+            return Ok(OwnTemp { dir, _lock: lock });
+        }
+    }
+}
+
+/// Removes what processes that ended left in `_tmp`: their directories (whose lock can be
+/// taken) and locks, and loose files of the older layout (one shared `_tmp`). Nothing there
+/// was ever visible, so dropping it loses nothing acknowledged.
+fn sweep_temp(root: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(root.join(keys::TMP))? {
+        let entry = entry?;
+        let path = entry.path();
+        if !entry.file_type()?.is_dir() {
+            remove_file_if_present(&path)?;
+            continue;
+        }
+        let lock = lock_path(root, &entry.file_name().to_string_lossy());
+        if let Some(_held) = crate::storage::local::try_lock(&lock)? {
+            fs::remove_dir_all(&path)?;
+            remove_file_if_present(&lock)?;
+        }
+    }
+    for entry in fs::read_dir(root.join(keys::TMP_LOCKS))? {
+        let path = entry?.path();
+        // A lock without its directory: a process that ended, or one about to make it (which
+        // holds the lock, so `try_lock` leaves it be).
+        if let Some(_held) = crate::storage::local::try_lock(&path)? {
+            let dir = path.file_stem().map(|n| root.join(keys::TMP).join(n));
+            if !dir.is_some_and(|d| d.exists()) {
+                remove_file_if_present(&path)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn remove_file_if_present(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 impl FsDriver {
-    /// Opens (creating if needed) the root and removes temp files of writes that a crash
-    /// interrupted: they were never visible, so dropping them loses nothing acknowledged.
+    /// Opens (creating if needed) the root, clears what ended processes left in `_tmp` (see
+    /// [`sweep_temp`]), and takes a temp directory of its own.
     pub fn open(root: &Path) -> io::Result<FsDriver> {
         fs::create_dir_all(root.join(keys::BLOBS))?;
-        let tmp = root.join(keys::TMP);
-        if tmp.exists() {
-            fs::remove_dir_all(&tmp)?;
-        }
-        fs::create_dir_all(&tmp)?;
-        Ok(Self::existing(root))
+        fs::create_dir_all(root.join(keys::TMP))?;
+        fs::create_dir_all(root.join(keys::TMP_LOCKS))?;
+        sweep_temp(root)?;
+        Self::existing(root)
     }
 
-    /// The root as it is, without start-up clean-up (for offline tools next to a live server).
-    pub fn existing(root: &Path) -> FsDriver {
-        FsDriver {
+    /// The root as it is, without start-up clean-up (for offline tools next to a live server);
+    /// it writes in a temp directory of its own all the same.
+    pub fn existing(root: &Path) -> io::Result<FsDriver> {
+        Ok(FsDriver {
             root: Arc::new(root.to_path_buf()),
-        }
+            tmp: Arc::new(OwnTemp::create(root)?),
+        })
     }
 
     /// Maps a key to a path. Keys are built from validated names; refusing `..` and absolute
@@ -58,7 +129,7 @@ impl FsDriver {
     }
 
     fn temp_path(&self) -> PathBuf {
-        self.root.join(keys::TMP).join(hex::encode(rand::random::<[u8; 16]>()))
+        self.tmp.dir.join(hex::encode(rand::random::<[u8; 16]>()))
     }
 
     fn get_sync(&self, key: &str) -> io::Result<Option<Bytes>> {
@@ -383,6 +454,45 @@ impl Sink for NamedSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Processes sharing a root clear what ended processes left in `_tmp`, never a live one's
+    /// writes in flight. (A lock taken by another open file is refused within one process as
+    /// between processes, so drivers opened here stand for processes.)
+    #[test]
+    fn opening_a_root_clears_ended_processes_temp_files_only() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().join("root");
+        let first = FsDriver::open(&root).expect("open");
+        let in_flight = first.temp_path();
+        fs::write(&in_flight, b"half a layer").expect("write");
+        // What ended processes left: a directory whose lock nobody holds, a directory that
+        // never had one, a lock without its directory, a loose file of the older layout.
+        let ended = OwnTemp::create(&root).expect("temp");
+        let ended_file = ended.dir.join("part");
+        fs::write(&ended_file, b"x").expect("write");
+        let ended_dir = ended.dir.clone();
+        drop(ended);
+        let lockless = root.join(keys::TMP).join("0123456789abcdef");
+        fs::create_dir_all(&lockless).expect("dir");
+        let orphan_lock = lock_path(&root, "fedcba9876543210");
+        fs::write(&orphan_lock, b"").expect("lock");
+        let loose = root.join(keys::TMP).join("loose");
+        fs::write(&loose, b"x").expect("loose");
+
+        let second = FsDriver::open(&root).expect("second process");
+        assert_eq!(fs::read(&in_flight).expect("still there"), b"half a layer");
+        for gone in [&ended_dir, &lockless, &orphan_lock, &loose] {
+            assert!(!gone.exists(), "{} removed", gone.display());
+        }
+        assert!(lock_path(&root, &first.tmp.dir.file_name().expect("name").to_string_lossy()).exists());
+
+        drop(first);
+        let _third = FsDriver::open(&root).expect("third process");
+        assert!(!in_flight.exists(), "the first process ended: its temp files go");
+        assert!(second.tmp.dir.exists(), "the second lives on");
+        let locks = fs::read_dir(root.join(keys::TMP_LOCKS)).expect("locks").count();
+        assert_eq!(locks, 2, "one lock per live process");
+    }
 
     /// Every directory a write creates is synced in its parent, and a delete syncs the
     /// directory it removed from (unique temp paths: other tests running meanwhile do not count).

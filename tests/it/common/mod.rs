@@ -269,3 +269,21 @@ pub async fn call(
         serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
     )
 }
+
+/// The files being written under a registry root's `_tmp` (each process writes in a directory
+/// of its own there), with their sizes.
+pub fn temp_files(registry_root: &Path) -> Vec<(PathBuf, u64)> {
+    fn walk(dir: &Path, out: &mut Vec<(PathBuf, u64)>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => walk(&path, out),
+                Ok(m) => out.push((path, m.len())),
+                Err(_) => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&registry_root.join("_tmp"), &mut out);
+    out
+}
