@@ -53,6 +53,11 @@ pub trait Driver: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Where the data is, for messages (a directory, a bucket URL).
     fn location(&self) -> String;
+    /// The key of a new temp object, unique to this process: several processes may share one
+    /// store, and each clears only what processes that ended left (see `fs::OwnTemp`).
+    fn temp_key(&self) -> String {
+        super::keys::temp(&hex::encode(rand::random::<[u8; 16]>()))
+    }
 
     /// A small object's bytes, `None` if absent.
     async fn get(&self, key: &str) -> io::Result<Option<Bytes>>;

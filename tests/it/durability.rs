@@ -232,3 +232,112 @@ async fn restart_after_kill_loses_nothing_acknowledged() {
     let found = body_json(c.get(format!("{}/v1/search?q=kept", s.url)).send().await.unwrap()).await;
     assert_eq!(found["results"][0]["name"], "alice/keep");
 }
+
+/// Two processes on one storage directory (an index with its registry, and a registry-only
+/// node beside it): the second one's start-up leaves the first one's layer upload in flight
+/// alone, and that upload completes and is served whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_on_the_same_storage_keeps_the_first_ones_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start_in(tmp.path(), "");
+    s.register("alice", "secret1").await;
+    let (c, tauth) = open_repo(&s, "alice/shared").await;
+    let img = &chain(1)[0];
+    let put = |leaf: &str| c.put(format!("{}/v1/images/{}/{leaf}", s.url, img.id));
+    expect(
+        put("json")
+            .header("Authorization", &tauth)
+            .body(img.json.clone())
+            .send()
+            .await
+            .unwrap(),
+        200,
+        "json",
+    )
+    .await;
+
+    // 16 MiB in two halves; the second is sent once the other process is up.
+    let chunk = pattern();
+    let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Bytes, std::io::Error>>();
+    let upload = tokio::spawn({
+        let (c, tauth, url) = (
+            c.clone(),
+            tauth.clone(),
+            format!("{}/v1/images/{}/layer", s.url, img.id),
+        );
+        async move {
+            c.put(url)
+                .header("Authorization", tauth)
+                .body(reqwest::Body::wrap_stream(rx))
+                .send()
+                .await
+        }
+    });
+    for _ in 0..8 {
+        tx.unbounded_send(Ok(chunk.clone())).unwrap();
+    }
+    let root = tmp.path().join("data/registry");
+    let written = || temp_files(&root).iter().map(|(_, len)| len).sum::<u64>();
+    assert!(
+        wait_until(Duration::from_secs(30), || written() >= 8 * MIB as u64),
+        "the first half reached the disk"
+    );
+    let before = temp_files(&root);
+
+    let other = tempfile::tempdir().unwrap();
+    let node = Server::start_in(
+        other.path(),
+        &format!(
+            "standalone = false\nindex_endpoint = \"{}\"\n[storage]\npath = {:?}\n",
+            s.url,
+            root.display().to_string()
+        ),
+    );
+    assert_eq!(
+        client().get(format!("{}/v2/", node.url)).send().await.unwrap().status(),
+        401,
+        "the node serves"
+    );
+    assert_eq!(
+        temp_files(&root),
+        before,
+        "the node's start-up left the upload in flight alone"
+    );
+
+    for _ in 0..8 {
+        tx.unbounded_send(Ok(chunk.clone())).unwrap();
+    }
+    drop(tx);
+    expect(
+        upload.await.unwrap().unwrap(),
+        200,
+        "the layer, completed after the node started",
+    )
+    .await;
+    let mut payload = Sha256::new();
+    payload.update(&img.json);
+    payload.update(b"\n");
+    let mut content = Sha256::new();
+    for _ in 0..16 {
+        payload.update(&chunk);
+        content.update(&chunk);
+    }
+    let checksum = format!("sha256:{}", hex::encode(payload.finalize()));
+    let r = put("checksum")
+        .header("Authorization", &tauth)
+        .header("X-Docker-Checksum-Payload", &checksum)
+        .send()
+        .await
+        .unwrap();
+    expect(r, 200, "checksum").await;
+    let got = c
+        .get(format!("{}/v1/images/{}/layer", s.url, img.id))
+        .header("Authorization", &tauth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    let bytes = got.bytes().await.unwrap();
+    assert_eq!(bytes.len(), 16 * MIB);
+    assert_eq!(hex::encode(Sha256::digest(&bytes)), hex::encode(content.finalize()));
+}

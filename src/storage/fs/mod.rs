@@ -34,7 +34,8 @@ pub struct FsDriver {
 /// another live process's writes in flight.
 #[derive(Debug)]
 struct OwnTemp {
-    dir: PathBuf,
+    /// Its name under `_tmp`.
+    name: String,
     _lock: crate::storage::local::LockFile,
 }
 
@@ -51,9 +52,8 @@ impl OwnTemp {
             let Some(lock) = crate::storage::local::try_lock(&lock_path(root, &name))? else {
                 continue;
             };
-            let dir = root.join(keys::TMP).join(&name);
-            fs::create_dir_all(&dir)?;
-            return Ok(OwnTemp { dir, _lock: lock });
+            fs::create_dir_all(root.join(keys::TMP).join(&name))?;
+            return Ok(OwnTemp { name, _lock: lock });
         }
     }
 }
@@ -129,7 +129,7 @@ impl FsDriver {
     }
 
     fn temp_path(&self) -> PathBuf {
-        self.tmp.dir.join(hex::encode(rand::random::<[u8; 16]>()))
+        self.root.join(self.temp_key())
     }
 
     fn get_sync(&self, key: &str) -> io::Result<Option<Bytes>> {
@@ -187,6 +187,15 @@ impl Driver for FsDriver {
 
     fn location(&self) -> String {
         self.root.display().to_string()
+    }
+
+    fn temp_key(&self) -> String {
+        format!(
+            "{}/{}/{}",
+            keys::TMP,
+            self.tmp.name,
+            hex::encode(rand::random::<[u8; 16]>())
+        )
     }
 
     async fn get(&self, key: &str) -> io::Result<Option<Bytes>> {
@@ -468,9 +477,8 @@ mod tests {
         // What ended processes left: a directory whose lock nobody holds, a directory that
         // never had one, a lock without its directory, a loose file of the older layout.
         let ended = OwnTemp::create(&root).expect("temp");
-        let ended_file = ended.dir.join("part");
-        fs::write(&ended_file, b"x").expect("write");
-        let ended_dir = ended.dir.clone();
+        let ended_dir = root.join(keys::TMP).join(&ended.name);
+        fs::write(ended_dir.join("part"), b"x").expect("write");
         drop(ended);
         let lockless = root.join(keys::TMP).join("0123456789abcdef");
         fs::create_dir_all(&lockless).expect("dir");
@@ -484,12 +492,15 @@ mod tests {
         for gone in [&ended_dir, &lockless, &orphan_lock, &loose] {
             assert!(!gone.exists(), "{} removed", gone.display());
         }
-        assert!(lock_path(&root, &first.tmp.dir.file_name().expect("name").to_string_lossy()).exists());
+        assert!(lock_path(&root, &first.tmp.name).exists());
 
         drop(first);
         let _third = FsDriver::open(&root).expect("third process");
         assert!(!in_flight.exists(), "the first process ended: its temp files go");
-        assert!(second.tmp.dir.exists(), "the second lives on");
+        assert!(
+            root.join(keys::TMP).join(&second.tmp.name).exists(),
+            "the second lives on"
+        );
         let locks = fs::read_dir(root.join(keys::TMP_LOCKS)).expect("locks").count();
         assert_eq!(locks, 2, "one lock per live process");
     }
