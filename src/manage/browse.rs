@@ -78,7 +78,9 @@ enum Sort {
     Pushed,
 }
 
-fn number(raw: Option<&str>, what: &str, default: usize, max: usize) -> AppResult<usize> {
+/// A query parameter counted from 1 (a page size, a page number): `default` when absent, 400
+/// when it is not a number from 1 to `max`.
+pub(crate) fn number(raw: Option<&str>, what: &str, default: usize, max: usize) -> AppResult<usize> {
     let Some(raw) = raw else { return Ok(default) };
     match raw.parse::<usize>() {
         Ok(v) if (1..=max).contains(&v) => Ok(v),

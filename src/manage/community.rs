@@ -194,17 +194,7 @@ pub async fn list(
     n: Option<&str>,
     after: Option<&str>,
 ) -> AppResult<CommentList> {
-    let n = match n {
-        None => DEFAULT_COMMENTS_PAGE,
-        Some(raw) => match raw.parse::<usize>() {
-            Ok(v) if (1..=MAX_COMMENTS_PAGE).contains(&v) => v,
-            _ => {
-                return Err(AppError::bad_request(format!(
-                    "n must be a number from 1 to {MAX_COMMENTS_PAGE}, not {raw:?}"
-                )))
-            }
-        },
-    };
+    let n = super::browse::number(n, "n", DEFAULT_COMMENTS_PAGE, MAX_COMMENTS_PAGE)?;
     let after = match after {
         None | Some("") => 0,
         Some(raw) => raw

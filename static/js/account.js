@@ -63,10 +63,7 @@ export async function registerPage(ctx) {
   );
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    if (form.password.value !== form.password2.value) {
-      flash("The passwords differ.", "error");
-      return;
-    }
+    if (passwordsDiffer(form)) return;
     try {
       await api("POST", "/v1/users/", { username: form.username.value, password: form.password.value, email: form.email.value });
       if (mode !== "open") {
@@ -106,10 +103,7 @@ function password(ctx, user) {
   );
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    if (form.password.value !== form.password2.value) {
-      flash("The passwords differ.", "error");
-      return;
-    }
+    if (passwordsDiffer(form)) return;
     try {
       await api("PUT", `/api/v1/users/${encodeURIComponent(user.name)}/password`, { password: form.password.value, current_password: form.current.value });
       // A new password ends every session of the account, this one too.
@@ -188,4 +182,11 @@ async function tokens() {
   });
   wrap.append(list, shown, form);
   return wrap;
+}
+
+/** Tells the user when the two password fields of `form` differ. */
+function passwordsDiffer(form) {
+  const differ = form.password.value !== form.password2.value;
+  if (differ) flash("The passwords differ.", "error");
+  return differ;
 }
