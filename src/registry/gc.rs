@@ -7,6 +7,7 @@
 use super::references;
 use crate::digest::Digest;
 use crate::names::RepoName;
+use crate::storage::announce::Announcement;
 use crate::storage::keys;
 use crate::storage::Storage;
 use serde::Serialize;
@@ -124,9 +125,25 @@ pub enum GcError {
 /// Marks what is referenced, then sweeps the rest, beside live pushes (see `storage::pins`).
 pub async fn collect(storage: &Storage, opts: Options, mut progress: impl FnMut(Progress)) -> Result<Report, GcError> {
     let run = storage.pins().begin().ok_or(GcError::Busy)?;
+    // Other processes on the store learn of the run before it marks (see `storage::announce`).
+    let shared = storage.pins().announce().await?.ok_or(GcError::Busy)?;
     // References being written as the run began finish before the marking walks: each is
     // then either seen by the walk or recorded as touched.
     drop(run.exclusive().await);
+    let report = sweep(storage, opts, &run, shared.as_ref(), &mut progress).await;
+    if let Some(shared) = shared {
+        shared.end().await?;
+    }
+    report
+}
+
+async fn sweep(
+    storage: &Storage,
+    opts: Options,
+    run: &crate::storage::pins::Collection,
+    shared: Option<&Announcement>,
+    progress: &mut impl FnMut(Progress),
+) -> Result<Report, GcError> {
     let started = crate::clock::now_secs();
     let mut report = Report {
         dry_run: opts.dry_run,
@@ -158,7 +175,7 @@ pub async fn collect(storage: &Storage, opts: Options, mut progress: impl FnMut(
         }
         // Decided and deleted with no new reference being written meanwhile.
         let _exclusive = run.exclusive().await;
-        if run.touched(&digest) {
+        if run.touched(&digest) || touched_elsewhere(shared, &digest).await? {
             report.kept += 1;
             report.kept_referenced_meanwhile += 1;
             continue;
@@ -175,6 +192,17 @@ pub async fn collect(storage: &Storage, opts: Options, mut progress: impl FnMut(
             continue;
         }
         let linked_by: Vec<RepoName> = stale.remove(&digest).unwrap_or_default();
+        if !opts.dry_run {
+            match remove(storage, shared, &digest, &linked_by).await? {
+                Removed::Gone { links } => report.links_removed += links,
+                Removed::PutBack => {
+                    report.kept += 1;
+                    report.kept_referenced_meanwhile += 1;
+                    continue;
+                }
+            }
+            log::info!("gc: removed {digest} ({} bytes)", stat.size);
+        }
         let freed = Freed {
             digest: digest.clone(),
             size: stat.size,
@@ -184,17 +212,6 @@ pub async fn collect(storage: &Storage, opts: Options, mut progress: impl FnMut(
         report.removed_bytes += stat.size;
         report.bucket(&freed);
         report.removed_blobs.push(freed);
-        if !opts.dry_run {
-            storage.delete(key).await?;
-            // Under the same exclusive moment: a push linking the blob again waits, then
-            // finds it gone, and never has its fresh link removed here.
-            for repo in &linked_by {
-                if storage.delete(&keys::blob_link(repo, &digest)).await? {
-                    report.links_removed += 1;
-                }
-            }
-            log::info!("gc: removed {digest} ({} bytes)", stat.size);
-        }
     }
     report
         .by_repository
@@ -205,6 +222,59 @@ pub async fn collect(storage: &Storage, opts: Options, mut progress: impl FnMut(
         total,
     });
     Ok(report)
+}
+
+async fn touched_elsewhere(shared: Option<&Announcement>, digest: &Digest) -> io::Result<bool> {
+    match shared {
+        Some(a) => a.touched(digest).await,
+        None => Ok(false),
+    }
+}
+
+enum Removed {
+    Gone {
+        links: usize,
+    },
+    /// Another process referred to the blob while it was being removed.
+    PutBack,
+}
+
+/// Removes an unreferenced blob and its stale links. Under the exclusive moment, a push in
+/// this process linking the blob again waits, then finds it gone, and never has its fresh link
+/// removed here. A push in another process is seen through its touch (see
+/// `storage::announce`): the blob is moved aside first, and put back with its links if a
+/// touch appeared meanwhile.
+async fn remove(
+    storage: &Storage,
+    shared: Option<&Announcement>,
+    digest: &Digest,
+    linked_by: &[RepoName],
+) -> io::Result<Removed> {
+    let key = keys::blob(digest);
+    let held = shared.map(|a| keys::gc_held(&a.run, digest));
+    match &held {
+        Some(held) => storage.commit(&key, held).await?,
+        None => {
+            storage.delete(&key).await?;
+        }
+    }
+    let mut links = Vec::new();
+    for repo in linked_by {
+        let link = keys::blob_link(repo, digest);
+        if let Some(content) = storage.get(&link).await? {
+            storage.delete(&link).await?;
+            links.push((link, content));
+        }
+    }
+    if let (Some(held), true) = (&held, touched_elsewhere(shared, digest).await?) {
+        storage.commit(held, &key).await?;
+        for (link, content) in links {
+            storage.put(&link, content).await?;
+        }
+        log::info!("gc: kept {digest}: another process referred to it while it was being removed");
+        return Ok(Removed::PutBack);
+    }
+    Ok(Removed::Gone { links: links.len() })
 }
 
 /// Every well-formed digest written anywhere in `text`.
@@ -245,6 +315,53 @@ mod tests {
             .await
             .expect("commit");
         digest
+    }
+
+    /// Two processes on one store (registry nodes on one bucket): a blob the other process
+    /// refers to while a collection runs is kept, though this process never saw the reference;
+    /// the other process cannot start a second run meanwhile, and once the run ends it can.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reference_written_by_another_process_during_a_run_keeps_its_blob() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let here = Storage::open_fs(dir.path()).await.expect("open");
+        let there = Storage::existing_fs(dir.path()).await.expect("second process");
+        let wanted = put_blob(&here, b"referred to by the other process").await;
+        let unwanted = put_blob(&here, b"referred to by nobody").await;
+        let opts = Options {
+            dry_run: false,
+            grace_secs: 0,
+        };
+        let run = tokio::spawn({
+            let here = here.clone();
+            async move { collect(&here, opts, |_| {}).await }
+        });
+        for _ in 0..50 {
+            if there.pins().announced().is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(
+            there.pins().announced().is_some(),
+            "the other process learns of the run"
+        );
+        drop(there.pins().reference(&wanted).await);
+        assert!(
+            matches!(collect(&there, opts, |_| {}).await, Err(GcError::Busy)),
+            "one run at a time across processes"
+        );
+        let report = run.await.expect("join").expect("gc");
+        assert_eq!((report.kept_referenced_meanwhile, report.removed), (1, 1), "{report:?}");
+        assert!(here.blob_size(&wanted).await.expect("stat").is_some());
+        assert!(here.blob_size(&unwanted).await.expect("stat").is_none());
+        assert!(
+            here.walk(keys::GC).await.expect("walk").is_empty(),
+            "the run left nothing"
+        );
+        let again = collect(&there, opts, |_| {})
+            .await
+            .expect("a run from the other process");
+        assert_eq!(again.removed, 1, "nothing refers to the kept blob any more");
     }
 
     /// Blobs referenced by a v2 link, by a stored manifest (config) or by the layer of any copy

@@ -18,6 +18,9 @@
 //! repositories/<flat>/_manifests/revisions/<algo>/<hex>/{data,type}
 //! repositories/<flat>/_manifests/tags/<tag>                 v2 tag -> digest
 //! repositories/<flat>/_referrers/<algo>-<hex>/<algo>-<hex>  v2 referrer descriptors
+//! _gc/active                                                the collection running now, from any process
+//! _gc/touched/<run>/<algo>-<hex>                            a blob referenced while run <run> went on
+//! _gc/held/<run>/<algo>-<hex>                               a blob being removed by run <run>, until it is checked once more
 //! _quarantine/<secs>/<algo>/<hex>{,.why}                    corrupt blobs moved aside by `skiff check --repair`
 //! ```
 //! `<flat>` is the repository name with `/` written `+` (`alice+app`), one key component: no
@@ -43,6 +46,8 @@ pub const BLOBS: &str = "blobs";
 pub const IMAGES: &str = "images";
 pub const REPOSITORIES: &str = "repositories";
 pub const QUARANTINE: &str = "_quarantine";
+pub const GC: &str = "_gc";
+pub const GC_ACTIVE: &str = "_gc/active";
 
 /// Refuses keys that are not plain `/`-separated components (empty, absolute, `.` or `..`
 /// parts): keys are built from validated names, and this is a second line of defence against
@@ -84,6 +89,24 @@ pub fn quarantine(stamp: &str, d: &Digest) -> String {
 /// The note beside a quarantined blob saying why it was moved.
 pub fn quarantine_note(stamp: &str, d: &Digest) -> String {
     format!("{}.why", quarantine(stamp, d))
+}
+
+// ---- garbage collection shared by several processes (see `pins`) ----
+
+pub fn gc_touched(run: &str, d: &Digest) -> String {
+    format!("{GC}/touched/{run}/{}-{}", d.algorithm().name(), d.hex())
+}
+
+pub fn gc_touched_run(run: &str) -> String {
+    format!("{GC}/touched/{run}")
+}
+
+pub fn gc_held(run: &str, d: &Digest) -> String {
+    format!("{GC}/held/{run}/{}-{}", d.algorithm().name(), d.hex())
+}
+
+pub fn gc_held_run(run: &str) -> String {
+    format!("{GC}/held/{run}")
 }
 
 // ---- v2 upload sessions ----

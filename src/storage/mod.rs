@@ -5,6 +5,7 @@
 //! [`Storage`] is the handle the rest of the server holds: the driver, plus the blob operations
 //! everyone needs (write while hashing, commit under a digest, read a range).
 
+pub mod announce;
 pub mod driver;
 pub mod fs;
 pub mod keys;
@@ -54,8 +55,8 @@ impl Storage {
     /// Storage on `driver`, its layout checked (and recorded on first use).
     pub async fn open(driver: Arc<dyn Driver>) -> Result<Storage, layout::LayoutError> {
         let storage = Storage {
+            pins: Arc::new(pins::Pins::shared(driver.clone())),
             driver,
-            pins: Arc::default(),
         };
         layout::check(&storage).await?;
         Ok(storage)

@@ -14,7 +14,12 @@
 //!   the link renewed under a pin (`V2Repositories::blob_for_client`), and a manifest is
 //!   checked and written under a pin on every blob it names.
 //! - One collection at a time.
+//!
+//! Other processes sharing the store (registry nodes on one bucket) are kept apart through the
+//! store itself: see `announce`.
 
+use super::announce::{self, Announcement, Known};
+use super::Driver;
 use crate::digest::Digest;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -25,12 +30,37 @@ pub struct Pins {
     references: RwLock<()>,
     touched: Mutex<Option<HashSet<Digest>>>,
     collecting: Arc<tokio::sync::Mutex<()>>,
+    /// The store other processes may share, and the run announced in it.
+    shared: Option<(Arc<dyn Driver>, Arc<Known>)>,
 }
 
 /// Held while one new reference to a blob is written.
 pub type ReferenceGuard<'a> = RwLockReadGuard<'a, ()>;
 
 impl Pins {
+    /// Pins that also follow collections announced in `driver` by other processes.
+    pub fn shared(driver: Arc<dyn Driver>) -> Pins {
+        let known = Arc::new(Known::default());
+        announce::watch(driver.clone(), Arc::downgrade(&known));
+        Pins {
+            shared: Some((driver, known)),
+            ..Pins::default()
+        }
+    }
+
+    /// The collection announced in the shared store, as this process last read it.
+    pub fn announced(&self) -> Option<String> {
+        self.shared.as_ref().and_then(|(_, known)| known.get())
+    }
+
+    /// Announces a collection to the other processes (see `announce`); `Ok(None)` when another
+    /// process's collection runs. Without a shared store, a run of its own that nobody sees.
+    pub async fn announce(&self) -> std::io::Result<Option<Option<Announcement>>> {
+        match &self.shared {
+            None => Ok(Some(None)),
+            Some((driver, known)) => Ok(Announcement::begin(driver.clone(), known.clone()).await?.map(Some)),
+        }
+    }
     /// Call before writing a reference to `digest`, and hold the guard until it is written.
     pub async fn reference(&self, digest: &Digest) -> ReferenceGuard<'_> {
         self.reference_all(std::slice::from_ref(digest)).await
@@ -38,6 +68,9 @@ impl Pins {
 
     /// [`Pins::reference`] for several blobs at once (a manifest's), under one guard.
     pub async fn reference_all(&self, digests: &[Digest]) -> ReferenceGuard<'_> {
+        if let Some((driver, known)) = &self.shared {
+            announce::touch(driver.as_ref(), known, digests).await;
+        }
         let guard = self.references.read().await;
         if let Ok(mut touched) = self.touched.lock() {
             if let Some(set) = touched.as_mut() {
