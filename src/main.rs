@@ -197,7 +197,7 @@ fn gc(config: Config, dry_run: bool) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     let report = rt.block_on(async {
-        let storage = skiff::storage::Storage::existing_fs(&config.storage_root())
+        let storage = skiff::storage::Storage::existing_configured(&config.storage, &config.storage_root())
             .await
             .map_err(|e| e.to_string())?;
         let opts = skiff::registry::gc::Options {
@@ -234,7 +234,7 @@ fn check(config: Config, repair: bool, json: bool) -> ExitCode {
 fn run_check(config: Config, repair: bool, json: bool) -> Result<bool, String> {
     use skiff::registry::check;
     let root = config.storage_root();
-    if !root.is_dir() {
+    if !config.storage.is_s3() && !root.is_dir() {
         return Err(format!("no registry storage at {}", root.display()));
     }
     // A standalone server holds the index lock: with it free, nothing writes meanwhile (and
@@ -278,7 +278,7 @@ fn run_check(config: Config, repair: bool, json: bool) -> Result<bool, String> {
         }
     };
     let (report, location) = rt.block_on(async {
-        let storage = skiff::storage::Storage::existing_fs(&root)
+        let storage = skiff::storage::Storage::existing_configured(&config.storage, &root)
             .await
             .map_err(|e| e.to_string())?;
         let opts = check::Options { repair, live };

@@ -87,6 +87,11 @@ pub trait Driver: Send + Sync + 'static {
     async fn sendable(&self, _key: &str, _offset: u64, _len: u64) -> io::Result<Option<FileSend>> {
         Ok(None)
     }
+    /// A URL where a client may GET the object itself for `ttl` (a presigned URL), for
+    /// drivers whose store clients can reach; `None` for the others.
+    async fn redirect(&self, _key: &str, _ttl: std::time::Duration) -> io::Result<Option<String>> {
+        Ok(None)
+    }
     /// Starts writing an object (appending to it when `append`), hashing as bytes arrive.
     async fn writer(&self, key: &str, append: bool, hashers: Vec<Hasher>) -> io::Result<Box<dyn Sink>>;
     /// Moves a complete object to `to`, durably. If `to` already exists the move is skipped,

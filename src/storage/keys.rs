@@ -44,6 +44,19 @@ pub const IMAGES: &str = "images";
 pub const REPOSITORIES: &str = "repositories";
 pub const QUARANTINE: &str = "_quarantine";
 
+/// Refuses keys that are not plain `/`-separated components (empty, absolute, `.` or `..`
+/// parts): keys are built from validated names, and this is a second line of defence against
+/// traversal in every driver.
+pub fn check(key: &str) -> std::io::Result<()> {
+    if key.is_empty() || key.starts_with('/') || key.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("bad storage key {key:?}"),
+        ));
+    }
+    Ok(())
+}
+
 pub fn temp(random: &str) -> String {
     format!("{TMP}/{random}")
 }

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod layout;
 pub mod local;
 pub mod pins;
+pub mod s3;
 pub mod testsuite;
 
 pub use driver::{ByteStream, Driver, Sink, Stat, WriteOutcome};
@@ -64,6 +65,34 @@ impl Storage {
     pub async fn open_fs(root: &Path) -> Result<Storage, layout::LayoutError> {
         let driver = fs::FsDriver::open(root).map_err(|e| layout::LayoutError::Io(root.display().to_string(), e))?;
         Storage::open(Arc::new(driver)).await
+    }
+
+    /// The driver `config` names (`fs` at `root`, or `s3`), opened for serving.
+    pub async fn open_configured(
+        config: &crate::config::StorageConfig,
+        root: &Path,
+    ) -> Result<Storage, layout::LayoutError> {
+        if config.is_s3() {
+            Storage::open(Arc::new(Storage::s3_driver(config)?)).await
+        } else {
+            Storage::open_fs(root).await
+        }
+    }
+
+    /// The driver `config` names as it is, for offline tools (no clean-up; layout checked).
+    pub async fn existing_configured(
+        config: &crate::config::StorageConfig,
+        root: &Path,
+    ) -> Result<Storage, layout::LayoutError> {
+        if config.is_s3() {
+            Storage::open(Arc::new(Storage::s3_driver(config)?)).await
+        } else {
+            Storage::existing_fs(root).await
+        }
+    }
+
+    fn s3_driver(config: &crate::config::StorageConfig) -> Result<s3::S3Driver, layout::LayoutError> {
+        s3::S3Driver::new(&config.s3).map_err(|e| layout::LayoutError::Io(format!("s3 bucket {}", config.s3.bucket), e))
     }
 
     /// The fs driver at `root` as it is, for offline tools (no clean-up; layout checked).

@@ -47,11 +47,29 @@ async fn get_blob(
     let Some(size) = state.v2_repos.blob_for_client(access.repo(), &digest).await? else {
         return Err(not_found(&state, access.repo(), blob_unknown()).await);
     };
+    if let Some(location) = redirect(&state, &req, &digest).await? {
+        let mut resp = HttpResponse::TemporaryRedirect();
+        blob_headers(&mut resp, &digest);
+        return Ok(resp.insert_header((header::LOCATION, location)).finish());
+    }
     let resp = files::serve(&req, &state.storage, &digest, size, "application/octet-stream", |r| {
         blob_headers(r, &digest)
     })
     .await?;
     Ok(resp)
+}
+
+/// With `[storage.s3] redirect`, where a GET of the whole blob or a range of it is sent
+/// instead: a presigned URL, so the bytes flow from the store to the client (who sends its
+/// `Range` there). HEADs are answered here.
+async fn redirect(state: &AppState, req: &HttpRequest, digest: &Digest) -> V2Result<Option<String>> {
+    let s3 = &state.config.storage.s3;
+    if !(state.config.storage.is_s3() && s3.redirect) || req.method() != actix_web::http::Method::GET {
+        return Ok(None);
+    }
+    let ttl = std::time::Duration::from_secs(s3.redirect_secs);
+    let url = state.storage.redirect(&crate::storage::keys::blob(digest), ttl).await;
+    Ok(url.map_err(crate::error::AppError::from)?)
 }
 
 /// Removes the repository's link to the blob; the bytes go when garbage collection finds no

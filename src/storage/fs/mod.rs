@@ -119,12 +119,7 @@ impl FsDriver {
     /// Maps a key to a path. Keys are built from validated names; refusing `..` and absolute
     /// parts here is a second line of defence against traversal.
     fn path(&self, key: &str) -> io::Result<PathBuf> {
-        if key.is_empty() || key.starts_with('/') || key.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("bad storage key {key:?}"),
-            ));
-        }
+        keys::check(key)?;
         Ok(self.root.join(key))
     }
 

@@ -1,6 +1,9 @@
 //! `registry.toml`: typed defaults, then the file, then `SKIFF_*` environment overrides, then
 //! validation. Unknown keys are refused so a typo never silently falls back to a default.
 
+mod storage;
+pub use storage::{S3Config, StorageConfig};
+
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -351,15 +354,6 @@ pub struct IndexConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct StorageConfig {
-    /// Storage driver; `fs` (local filesystem) is the embedded default.
-    pub driver: String,
-    /// Root of the registry's files; empty = `<data_dir>/registry`.
-    pub path: PathBuf,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
 pub struct DelegateConfig {
     /// Seconds a positive token answer from the external index is remembered.
     pub cache_ttl_secs: u64,
@@ -414,15 +408,6 @@ impl Default for IndexConfig {
             token_ttl_secs: 3600,
             endpoints: Vec::new(),
             pbkdf2_rounds: 600_000,
-        }
-    }
-}
-
-impl Default for StorageConfig {
-    fn default() -> Self {
-        StorageConfig {
-            driver: "fs".into(),
-            path: PathBuf::new(),
         }
     }
 }
@@ -551,12 +536,7 @@ impl Config {
                 return Err(invalid("index.endpoints", format!("{ep:?} must be host[:port]")));
             }
         }
-        if self.storage.driver != "fs" {
-            return Err(invalid(
-                "storage.driver",
-                format!("unknown driver {:?}; known: fs", self.storage.driver),
-            ));
-        }
+        self.storage.validate()?;
         if self.delegate.timeout_secs == 0 {
             return Err(invalid("delegate.timeout_secs", "must be at least 1"));
         }
