@@ -104,19 +104,32 @@ EOF
     { tail -n 20 "$dir/out.log" >&2; return 1; }
 }
 
-# s3_rss2_start / s3_rss2_stop TAG — peak-RSS samplers on both servers (files rss.s3.SIDE.TAG).
+# s3_rss2_start / s3_rss2_stop TAG KEY — the peak RSS of each server over a phase, recorded as
+# KEY: the kernel's own high-water mark (VmHWM), reset at the start of the phase by writing 5
+# to /proc/PID/clear_refs (Linux >= 4.0), so no peak between two samples is missed. Where the
+# reset is refused, a 100 ms sampler of VmRSS (rss_start) stands in.
 s3_rss2_start() {
   local side
   S3_RSS_PIDS=()
   for side in "${S3_SIDES[@]}"; do
-    rss_start "${S3_PID[$side]}" "$T/rss.s3.$side.$1"
-    S3_RSS_PIDS+=("$RSS_PID")
+    if echo 5 2>/dev/null >"/proc/${S3_PID[$side]}/clear_refs"; then
+      S3_RSS_HOW[$side]=hwm
+    else
+      S3_RSS_HOW[$side]=sampled
+      rss_start "${S3_PID[$side]}" "$T/rss.s3.$side.$1"
+      S3_RSS_PIDS+=("$RSS_PID")
+    fi
   done
 }
 s3_rss2_stop() {
-  local p side
+  local p side kib
   for p in "${S3_RSS_PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  for side in "${S3_SIDES[@]}"; do rec "$2" "$side" "$(kib_to_mib "$(cat "$T/rss.s3.$side.$1")")"; done
+  for side in "${S3_SIDES[@]}"; do
+    if [ "${S3_RSS_HOW[$side]}" = hwm ]; then kib=$(status_kib "${S3_PID[$side]}" VmHWM)
+    else kib=$(cat "$T/rss.s3.$side.$1" 2>/dev/null || true); fi
+    if [ "${kib:-0}" -gt 0 ]; then rec "$2" "$side" "$(kib_to_mib "$kib")"
+    else rec "$2" "$side" "NA:no RSS reading"; fi
+  done
 }
 
 # s3_order R — the sides in the order repeat R runs them (swapped every repeat).
@@ -158,7 +171,7 @@ s3_rows() {
   python3 "$BD/benchlib.py" gen "$DATA" "${specs[@]}" >"$DATA/s3.digests"
   while read -r name _ dig _; do DIG[$name]=$dig; done <"$DATA/s3.digests"
 
-  declare -gA S3_URL=() S3_PID=()
+  declare -gA S3_URL=() S3_PID=() S3_RSS_HOW=()
   S3_SIDES=(dist)
   say "S3: Distribution on Garage (s3 driver, rootdirectory /dist)"
   s3_start_distribution "$T/dist-s3" || { echo "bench: Distribution on Garage did not start" >&2; exit 1; }
