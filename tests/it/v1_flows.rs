@@ -4,7 +4,12 @@ use crate::common::*;
 
 #[tokio::test]
 async fn docker_13_push_then_pull_by_other_user_and_anonymously() {
-    let s = Server::start("");
+    docker_13_push_then_pull_by_other_user_and_anonymously_with("").await
+}
+
+/// On the storage `extra` configures (`s3` runs it on S3).
+pub(crate) async fn docker_13_push_then_pull_by_other_user_and_anonymously_with(extra: &str) {
+    let s = Server::start(extra);
     s.register("alice", "secret1").await;
     s.register("bobby", "secret2").await;
     let images = chain(3);
@@ -192,7 +197,12 @@ async fn docker_19_variant_with_v2_probe_and_concurrent_lookups() {
 
 #[tokio::test]
 async fn repush_is_skipped_and_interrupted_upload_retries_from_put_json() {
-    let s = Server::start("");
+    repush_is_skipped_and_interrupted_upload_retries_from_put_json_with("").await
+}
+
+/// On the storage `extra` configures (`s3` runs it on S3).
+pub(crate) async fn repush_is_skipped_and_interrupted_upload_retries_from_put_json_with(extra: &str) {
+    let s = Server::start(extra);
     s.register("dave1", "secret4").await;
     let images = chain(2);
     let token = push_13(&s.url, "dave1", "secret4", "dave1/app", &images, "latest").await;
@@ -254,7 +264,12 @@ async fn repush_is_skipped_and_interrupted_upload_retries_from_put_json() {
 
 #[tokio::test]
 async fn wrong_checksum_is_refused_and_the_image_never_served() {
-    let s = Server::start("");
+    wrong_checksum_is_refused_and_the_image_never_served_with("").await
+}
+
+/// On the storage `extra` configures (`s3` runs it on S3).
+pub(crate) async fn wrong_checksum_is_refused_and_the_image_never_served_with(extra: &str) {
+    let s = Server::start(extra);
     s.register("erin1", "secret5").await;
     let c = client();
     let tauth = token_auth(&write_token(&s.url, ("erin1", "secret5"), "erin1/app").await);

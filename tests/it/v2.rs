@@ -11,11 +11,11 @@ mod discovery;
 #[path = "v2_manage.rs"]
 mod manage;
 #[path = "v2_pull.rs"]
-mod pull;
+pub mod pull;
 #[path = "v2_push.rs"]
 pub mod push;
 #[path = "v2_uploads.rs"]
-mod uploads;
+pub mod uploads;
 
 use crate::common::*;
 use reqwest::header::HeaderMap;

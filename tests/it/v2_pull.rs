@@ -5,7 +5,12 @@ use super::*;
 
 #[tokio::test]
 async fn blobs_get_head_range_and_unknown() {
-    let s = Server::start("");
+    blobs_get_head_range_and_unknown_with("").await
+}
+
+/// On the storage `extra` configures (`s3` runs it on S3).
+pub(crate) async fn blobs_get_head_range_and_unknown_with(extra: &str) {
+    let s = Server::start(extra);
     let (alice, _, _) = users(&s).await;
     let api = Api::new(&s);
     let data = random_bytes(1000);
@@ -120,7 +125,12 @@ fn list_of(media_type: &str, children: &[(&Pushed, &str)]) -> Vec<u8> {
 
 #[tokio::test]
 async fn manifests_of_every_media_type_by_tag_and_digest() {
-    let s = Server::start("");
+    manifests_of_every_media_type_by_tag_and_digest_with("").await
+}
+
+/// On the storage `extra` configures (`s3` runs it on S3).
+pub(crate) async fn manifests_of_every_media_type_by_tag_and_digest_with(extra: &str) {
+    let s = Server::start(extra);
     let (alice, _, _) = users(&s).await;
     let api = Api::new(&s);
     let repo = "alice/multi";
@@ -241,8 +251,13 @@ async fn a_truncated_blob_file_is_an_error_not_a_crash() {
 /// whole and in order, each body exactly its `Content-Length`.
 #[tokio::test]
 async fn pipelined_blob_downloads_arrive_whole_and_in_order() {
+    pipelined_blob_downloads_arrive_whole_and_in_order_with("").await
+}
+
+/// On the storage `extra` configures (`s3` runs it on S3).
+pub(crate) async fn pipelined_blob_downloads_arrive_whole_and_in_order_with(extra: &str) {
     use std::io::{Read, Write};
-    let s = Server::start("");
+    let s = Server::start(extra);
     let (alice, _, _) = users(&s).await;
     let api = Api::new(&s);
     let data = random_bytes(5 << 20);

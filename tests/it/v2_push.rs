@@ -5,7 +5,12 @@ use super::*;
 
 #[tokio::test]
 async fn monolithic_pushes_and_digest_errors() {
-    let s = Server::start("");
+    monolithic_pushes_and_digest_errors_with("").await
+}
+
+/// On the storage `extra` configures (`s3` runs it on S3).
+pub(crate) async fn monolithic_pushes_and_digest_errors_with(extra: &str) {
+    let s = Server::start(extra);
     let (alice, _, _) = users(&s).await;
     let api = Api::new(&s);
 
@@ -123,7 +128,12 @@ async fn monolithic_pushes_and_digest_errors() {
 
 #[tokio::test]
 async fn sha512_blobs_and_manifests() {
-    let s = Server::start("");
+    sha512_blobs_and_manifests_with("").await
+}
+
+/// On the storage `extra` configures (`s3` runs it on S3).
+pub(crate) async fn sha512_blobs_and_manifests_with(extra: &str) {
+    let s = Server::start(extra);
     let (alice, _, _) = users(&s).await;
     let api = Api::new(&s);
 
@@ -199,7 +209,12 @@ async fn sha512_blobs_and_manifests() {
 
 #[tokio::test]
 async fn cross_repository_mounts() {
-    let s = Server::start("");
+    cross_repository_mounts_with("").await
+}
+
+/// On the storage `extra` configures (`s3` runs it on S3).
+pub(crate) async fn cross_repository_mounts_with(extra: &str) {
+    let s = Server::start(extra);
     let (alice, bobby, carol) = users(&s).await;
     let api = Api::new(&s);
     let public = api.blob(&alice, "alice/pub", b"public layer").await;

@@ -37,7 +37,12 @@ async fn wait_range(api: &Api, loc: &str, auth: &str, want: &str) -> Got {
 
 #[tokio::test]
 async fn chunked_upload_in_order_416_status_and_resume() {
-    let s = Server::start("");
+    chunked_upload_in_order_416_status_and_resume_with("").await
+}
+
+/// On the storage `extra` configures (`s3` runs it on S3).
+pub(crate) async fn chunked_upload_in_order_416_status_and_resume_with(extra: &str) {
+    let s = Server::start(extra);
     let (alice, _, _) = users(&s).await;
     let api = Api::new(&s);
     let data = random_bytes(200);
@@ -128,7 +133,12 @@ async fn chunked_upload_in_order_416_status_and_resume() {
 
 #[tokio::test]
 async fn sessions_unknown_cancelled_and_bound_to_their_repository() {
-    let s = Server::start("");
+    sessions_unknown_cancelled_and_bound_to_their_repository_with("").await
+}
+
+/// On the storage `extra` configures (`s3` runs it on S3).
+pub(crate) async fn sessions_unknown_cancelled_and_bound_to_their_repository_with(extra: &str) {
+    let s = Server::start(extra);
     let (alice, bobby, _) = users(&s).await;
     let api = Api::new(&s);
 
@@ -234,8 +244,13 @@ async fn sessions_unknown_cancelled_and_bound_to_their_repository() {
 
 #[tokio::test]
 async fn uploads_resume_across_a_restart() {
+    uploads_resume_across_a_restart_with("").await
+}
+
+/// On the storage `extra` configures (`s3` runs it on S3).
+pub(crate) async fn uploads_resume_across_a_restart_with(extra: &str) {
     let tmp = tempfile::tempdir().unwrap();
-    let mut s = Server::start_in(tmp.path(), "");
+    let mut s = Server::start_in(tmp.path(), extra);
     let (alice, _, _) = users(&s).await;
     let api = Api::new(&s);
     let data = random_bytes(3000);
@@ -245,7 +260,7 @@ async fn uploads_resume_across_a_restart() {
     let path = g.h("location").unwrap();
     s.kill9();
 
-    let s = Server::start_in(tmp.path(), "");
+    let s = Server::start_in(tmp.path(), extra);
     let api = Api::new(&s);
     let loc = format!("{}{path}", s.url);
     let g = go(api.req(Method::GET, &loc, Some(&alice))).await;
