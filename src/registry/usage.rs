@@ -102,7 +102,7 @@ pub async fn upload_sessions(storage: &Storage) -> std::io::Result<(usize, u64)>
     for key in storage.walk(keys::UPLOADS).await? {
         if key.ends_with("/info") {
             sessions += 1;
-        } else if key.ends_with("/data") {
+        } else {
             bytes += storage.stat(&key).await?.map_or(0, |s| s.size);
         }
     }

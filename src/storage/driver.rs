@@ -1,6 +1,8 @@
 //! The storage driver interface: keys to small objects and byte streams, nothing about files.
 //! Modelled on distribution's `StorageDriver` (GetContent/PutContent, Reader at an offset,
-//! Writer that appends, Stat, List, Move, Delete, Walk). A driver passes `testsuite::run`.
+//! Writer, Stat, List, Move, Delete, Walk). A driver passes `testsuite::run`. Writers always
+//! write a fresh object: S3 cannot append, so a resumable upload is a list of parts instead
+//! (see `registry::v2::uploads`).
 
 use super::FileSend;
 use crate::digest::Hasher;
@@ -27,7 +29,7 @@ pub struct Stat {
 pub struct WriteOutcome {
     /// The hashers given to `writer`, fed every byte written by this writer in order.
     pub hashers: Vec<Hasher>,
-    /// Bytes written by this writer (not counting what an appended object held before).
+    /// Bytes written.
     pub written: u64,
 }
 
@@ -41,10 +43,11 @@ pub trait Sink: Send {
     async fn flush(&mut self) -> Result<(), ()> {
         Ok(())
     }
-    /// Makes the bytes durable and returns the hashes. A failed fresh write leaves nothing.
+    /// Makes the bytes durable and visible under the key, and returns the hashes. A failed
+    /// write leaves nothing.
     async fn finish(self: Box<Self>) -> io::Result<WriteOutcome>;
-    /// Stops. A fresh object is removed; an appended one keeps the bytes that reached it.
-    async fn abort(self: Box<Self>) -> io::Result<u64>;
+    /// Stops: nothing of the object is left.
+    async fn abort(self: Box<Self>) -> io::Result<()>;
 }
 
 #[async_trait]
@@ -92,8 +95,8 @@ pub trait Driver: Send + Sync + 'static {
     async fn redirect(&self, _key: &str, _ttl: std::time::Duration) -> io::Result<Option<String>> {
         Ok(None)
     }
-    /// Starts writing an object (appending to it when `append`), hashing as bytes arrive.
-    async fn writer(&self, key: &str, append: bool, hashers: Vec<Hasher>) -> io::Result<Box<dyn Sink>>;
+    /// Starts writing a new object under `key` (replacing any), hashing as bytes arrive.
+    async fn writer(&self, key: &str, hashers: Vec<Hasher>) -> io::Result<Box<dyn Sink>>;
     /// Moves a complete object to `to`, durably. If `to` already exists the move is skipped,
     /// `from` removed (destinations are content-addressed, so the bytes are the same) and `to`'s
     /// modification time set to now: it was just written again, which garbage collection's

@@ -5,7 +5,8 @@
 //! _layout                                                   layout version (see `layout`)
 //! _tmp/<random>/<random>                                    files being written by one process
 //! _tmp_locks/<random>.lock                                  held while that process lives (fs)
-//! _uploads/<uuid>/{info,data}                               v2 upload sessions
+//! _uploads/<uuid>/info                                      v2 upload session: offset, parts, hash state
+//! _uploads/<uuid>/part-<offset:020>-<8 hex>                 the bytes of one PATCH from <offset>
 //! blobs/<algo>/<2 hex>/<hex>                                content-addressed bytes
 //! images/<id>/<owner>/{json,ancestry,layer,_checksum,_tarsum} one owner's copy of v1 image <id>
 //! images/<id>/<owner>/_lineage                              the <owner> of each id of its ancestry
@@ -92,8 +93,11 @@ pub fn upload_info(uuid: &str) -> String {
     format!("{UPLOADS}/{uuid}/info")
 }
 
-pub fn upload_data(uuid: &str) -> String {
-    format!("{UPLOADS}/{uuid}/data")
+/// A part of an upload: the bytes one request sent from `offset` on. The random suffix keeps
+/// two requests at the same offset (on two nodes, say) from writing the same object; which of
+/// them counts is what the session's info lists.
+pub fn upload_part(uuid: &str, offset: u64, random: &str) -> String {
+    format!("{UPLOADS}/{uuid}/part-{offset:020}-{random}")
 }
 
 pub fn upload(uuid: &str) -> String {

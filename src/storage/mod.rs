@@ -129,7 +129,7 @@ impl Storage {
     /// Starts streaming a new blob into a temp key, hashing with `hashers` as bytes arrive.
     pub async fn begin_blob(&self, hashers: Vec<Hasher>) -> io::Result<NewBlob> {
         let temp = self.driver.temp_key();
-        let sink = self.driver.writer(&temp, false, hashers).await?;
+        let sink = self.driver.writer(&temp, hashers).await?;
         Ok(NewBlob { sink, temp })
     }
 

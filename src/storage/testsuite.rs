@@ -12,7 +12,7 @@ pub async fn run(storage: &Storage) {
     small_objects(storage).await;
     listing_and_walking(storage).await;
     blobs_stream_hash_and_commit(storage).await;
-    appends(storage).await;
+    writers(storage).await;
     ranged_reads(storage).await;
     bad_keys(storage).await;
     layout_marker(storage).await;
@@ -139,29 +139,42 @@ async fn blobs_stream_hash_and_commit(s: &Storage) {
     assert!(s.delete(&keys::blob(&digest)).await.expect("delete blob"));
 }
 
-async fn appends(s: &Storage) {
-    let key = "appends/data";
-    s.put(key, Bytes::new()).await.expect("create");
-    for part in [&b"abc"[..], b"", b"defg"] {
+/// Writers on any key (an upload's parts are written where they stay, not in the temp area):
+/// each write makes a fresh object, replacing what the key held, hashed as it goes; an empty
+/// one is an empty object; an aborted one leaves nothing; a written object commits as a blob.
+async fn writers(s: &Storage) {
+    let key = "writers/part";
+    s.put(key, Bytes::from_static(b"older and longer")).await.expect("seed");
+    for part in [&b"abc"[..], b"", b"defgh"] {
         let mut sink = s
-            .writer(key, true, vec![Hasher::new(Algorithm::Sha256)])
+            .writer(key, vec![Hasher::new(Algorithm::Sha256)])
             .await
             .expect("writer");
         sink.send(Bytes::copy_from_slice(part)).await.expect("send");
         let out = sink.finish().await.expect("finish");
-        assert_eq!(out.written, part.len() as u64, "an append counts only its own bytes");
+        assert_eq!(out.written, part.len() as u64, "a write counts its own bytes");
+        let sums: Vec<Digest> = out.hashers.into_iter().map(Hasher::finish).collect();
+        assert_eq!(sums, vec![Digest::sha256_of(part)]);
+        assert_eq!(
+            s.get(key).await.expect("get").as_deref(),
+            Some(part),
+            "a write replaces the object, it never appends"
+        );
     }
-    assert_eq!(s.get(key).await.expect("get").as_deref(), Some(&b"abcdefg"[..]));
-    // An aborted append keeps what reached the object.
-    let mut sink = s.writer(key, true, vec![]).await.expect("writer");
-    sink.send(Bytes::from_static(b"h")).await.expect("send");
+    // An aborted write leaves nothing, flushed bytes included.
+    let mut sink = s.writer("writers/aborted", vec![]).await.expect("writer");
+    sink.send(Bytes::from(vec![9u8; 2_000_000])).await.expect("send");
+    sink.flush().await.expect("flush");
     sink.abort().await.expect("abort");
-    assert_eq!(s.stat(key).await.expect("stat").map(|st| st.size), Some(8));
-    let digest = Digest::sha256_of(b"abcdefgh");
-    s.commit_blob(key, &digest).await.expect("commit an appended object");
+    assert!(
+        s.stat("writers/aborted").await.expect("stat").is_none(),
+        "aborted write left"
+    );
+    let digest = Digest::sha256_of(b"defgh");
+    s.commit_blob(key, &digest).await.expect("commit a written object");
     assert!(s.stat(key).await.expect("stat").is_none(), "moved away");
-    assert_eq!(s.blob_size(&digest).await.expect("size"), Some(8));
-    s.delete_all("appends").await.expect("clean");
+    assert_eq!(s.blob_size(&digest).await.expect("size"), Some(5));
+    s.delete_all("writers").await.expect("clean");
     s.delete(&keys::blob(&digest)).await.expect("clean");
 }
 

@@ -181,8 +181,7 @@ async fn patch(
     let (uploads, body) = (state.uploads.clone(), TimedBody::new(&state, body));
     let offset = detached(async move {
         let _slot = slot;
-        let mut session = session.lock_owned().await;
-        uploads.append(&mut session, range, body).await
+        uploads.append(&session, range, body).await
     })
     .await?;
     Ok(in_progress(actix_web::http::StatusCode::ACCEPTED, &name, &uuid, offset))
@@ -207,9 +206,7 @@ async fn close(
     let (uploads, body, closing) = (state.uploads.clone(), TimedBody::new(&state, body), digest.clone());
     detached(async move {
         let _slot = slot;
-        let mut session = session.lock_owned().await;
-        uploads.append(&mut session, range, body).await?;
-        uploads.finish(&mut session, &closing).await
+        uploads.close(&session, range, body, &closing).await
     })
     .await?;
     link(&state, &who, &name, &digest).await?;
@@ -224,12 +221,11 @@ async fn status(
     let (_, uuid) = path.into_inner();
     let V2Access { name, .. } = access;
     let session = state.uploads.get(&name.repo, &uuid).await?;
-    let offset = session.lock().await.offset;
     Ok(in_progress(
         actix_web::http::StatusCode::NO_CONTENT,
         &name,
         &uuid,
-        offset,
+        session.offset,
     ))
 }
 
@@ -241,8 +237,7 @@ async fn cancel(
     let (_, uuid) = path.into_inner();
     let V2Access { name, .. } = access;
     let session = state.uploads.get(&name.repo, &uuid).await?;
-    let mut session = session.lock().await;
-    state.uploads.remove(&mut session).await?;
+    state.uploads.remove(&session).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

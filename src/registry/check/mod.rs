@@ -418,13 +418,12 @@ impl Checker<'_> {
         }
         for uuid in self.storage.list(keys::UPLOADS).await? {
             self.report.counts.uploads += 1;
-            let complete = self.storage.exists(&keys::upload_info(&uuid)).await?
-                && self.storage.exists(&keys::upload_data(&uuid)).await?;
+            let complete = self.storage.exists(&keys::upload_info(&uuid)).await?;
             if !complete && !live {
                 self.note(
                     Kind::Upload,
                     keys::upload(&uuid),
-                    "upload session without info or data (interrupted at its start): removed by the upload sweep",
+                    "upload session without info (interrupted at its start): removed by the upload sweep",
                 );
             }
         }

@@ -317,10 +317,10 @@ impl Driver for FsDriver {
             .await
     }
 
-    async fn writer(&self, key: &str, append: bool, hashers: Vec<Hasher>) -> io::Result<Box<dyn Sink>> {
+    async fn writer(&self, key: &str, hashers: Vec<Hasher>) -> io::Result<Box<dyn Sink>> {
         let path = self.path(key)?;
         Ok(Box::new(NamedSink {
-            inner: Box::new(writer::BlobSink::start(path, append, hashers)),
+            inner: Box::new(writer::BlobSink::start(path, hashers)),
             driver: self.clone(),
         }))
     }
@@ -334,9 +334,7 @@ impl Driver for FsDriver {
                 fs::File::open(&to)?.set_modified(std::time::SystemTime::now())?;
                 return Ok(());
             }
-            // The source may have been written by several appends (an upload): make sure all of
-            // it is on disk before the rename makes it visible.
-            fs::File::open(&from)?.sync_all()?;
+            // The source is durable already: writers and `put` fsync before they return.
             rename_durably(&from, &to)
         })
         .await
@@ -449,7 +447,7 @@ impl Sink for NamedSink {
         let NamedSink { inner, driver } = *self;
         inner.finish().await.map_err(|e| driver.full(e))
     }
-    async fn abort(self: Box<Self>) -> io::Result<u64> {
+    async fn abort(self: Box<Self>) -> io::Result<()> {
         let NamedSink { inner, driver } = *self;
         inner.abort().await.map_err(|e| driver.full(e))
     }

@@ -66,8 +66,6 @@ type Batch = Arc<Vec<Bytes>>;
 /// The file side of a sink, owned by whichever task is writing.
 struct FileState {
     file: File,
-    /// Where this sink's bytes start in the file (an appended upload continues after its end).
-    base: u64,
     /// Bytes written by this sink.
     written: u64,
     /// Bytes handed to writeback so far.
@@ -82,7 +80,6 @@ struct Running {
 
 pub struct BlobSink {
     path: Arc<PathBuf>,
-    append: bool,
     pending: Vec<Bytes>,
     /// Small chunks, copied together (see [`SMALL`]); comes after everything in `pending`.
     small: BytesMut,
@@ -101,12 +98,11 @@ pub struct BlobSink {
 }
 
 impl BlobSink {
-    /// `append`: continue an existing file (resumable uploads); otherwise create it. Nothing
-    /// is opened until the first batch (or `finish`).
-    pub fn start(path: PathBuf, append: bool, hashers: Vec<Hasher>) -> BlobSink {
+    /// A sink creating the file at `path` (replacing any). Nothing is opened until the first
+    /// batch (or `finish`).
+    pub fn start(path: PathBuf, hashers: Vec<Hasher>) -> BlobSink {
         BlobSink {
             path: Arc::new(path),
-            append,
             pending: Vec::new(),
             small: BytesMut::new(),
             pending_bytes: 0,
@@ -114,7 +110,7 @@ impl BlobSink {
             hashers,
             running: None,
             failed: None,
-            remove_on_drop: !append,
+            remove_on_drop: true,
             dropped: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -160,11 +156,11 @@ impl BlobSink {
         let batch: Batch = Arc::new(std::mem::take(&mut self.pending));
         let file = {
             let (batch, state) = (batch.clone(), self.file.take());
-            let (path, append, dropped) = (self.path.clone(), self.append, self.dropped.clone());
+            let (path, dropped) = (self.path.clone(), self.dropped.clone());
             blocking(move || {
                 let mut state = match state {
                     Some(s) => s,
-                    None => open(&path, append, &dropped)?,
+                    None => open(&path, &dropped)?,
                 };
                 write_batch(&mut state, &batch)?;
                 Ok(state)
@@ -198,11 +194,11 @@ impl BlobSink {
         self.dispatch().await?;
         self.settle().await?;
         let state = self.file.take();
-        let (path, append, dropped) = (self.path.clone(), self.append, self.dropped.clone());
+        let (path, dropped) = (self.path.clone(), self.dropped.clone());
         let state = blocking(move || {
             let state = match state {
                 Some(s) => s,
-                None => open(&path, append, &dropped)?,
+                None => open(&path, &dropped)?,
             };
             state.file.sync_all()?;
             Ok(state)
@@ -260,8 +256,8 @@ impl Sink for BlobSink {
         self.dispatch().await.map_err(drop)
     }
 
-    /// Ends the stream: writes what is gathered, fsyncs and returns the hashes. On error a
-    /// fresh temp file is removed (when the sink is dropped).
+    /// Ends the stream: writes what is gathered, fsyncs and returns the hashes. On error the
+    /// file is removed (when the sink is dropped).
     async fn finish(mut self: Box<Self>) -> io::Result<WriteOutcome> {
         let written = self.flush_all().await?;
         self.remove_on_drop = false;
@@ -271,14 +267,9 @@ impl Sink for BlobSink {
         })
     }
 
-    /// Stops without keeping what was written if it was a fresh file; an appended upload file
-    /// keeps the bytes that reached it (its session state is recomputed from the file).
-    async fn abort(mut self: Box<Self>) -> io::Result<u64> {
-        if !self.append {
-            return Ok(0);
-        }
-        // Bytes that reached us are kept, so a resumed upload continues after them.
-        self.flush_all().await
+    /// Stops without keeping anything: the file is removed when the sink is dropped, here.
+    async fn abort(self: Box<Self>) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -293,26 +284,19 @@ impl Drop for BlobSink {
     }
 }
 
-/// Opens the file for a sink's first batch. A fresh file created after its sink was dropped is
+/// Opens the file for a sink's first batch. A file created after its sink was dropped is
 /// removed at once: the flag is set before the sink's own removal, so one of the two sees it.
-fn open(path: &Path, append: bool, dropped: &AtomicBool) -> io::Result<FileState> {
+fn open(path: &Path, dropped: &AtomicBool) -> io::Result<FileState> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)?;
     }
-    let file = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .append(append)
-        .truncate(!append)
-        .open(path)?;
-    if !append && dropped.load(Ordering::SeqCst) {
+    let file = OpenOptions::new().create(true).write(true).truncate(true).open(path)?;
+    if dropped.load(Ordering::SeqCst) {
         let _ = fs::remove_file(path);
         return Err(io::Error::other("upload dropped"));
     }
-    let base = if append { file.metadata()?.len() } else { 0 };
     Ok(FileState {
         file,
-        base,
         written: 0,
         flushed: 0,
     })
@@ -335,7 +319,7 @@ fn write_batch(state: &mut FileState, batch: &[Bytes]) -> io::Result<()> {
         }
     }
     if state.written - state.flushed >= WRITEBACK {
-        start_writeback(&state.file, state.base + state.flushed, state.written - state.flushed);
+        start_writeback(&state.file, state.flushed, state.written - state.flushed);
         state.flushed = state.written;
     }
     Ok(())
@@ -382,7 +366,7 @@ mod tests {
             Hasher::new(Algorithm::Sha256),
             Hasher::with_prefix(Algorithm::Sha256, b"json\n"),
         ];
-        let mut sink = Box::new(BlobSink::start(path.clone(), false, hashers));
+        let mut sink = Box::new(BlobSink::start(path.clone(), hashers));
         for c in chunks {
             expected.extend_from_slice(&c);
             sink.send(c).await.expect("send");
@@ -394,22 +378,22 @@ mod tests {
         assert_eq!(got, vec![digest_of(b"", &expected), digest_of(b"json\n", &expected)]);
     }
 
-    /// An appended sink counts only its own bytes; a dropped fresh sink leaves no file.
+    /// A sink replaces what the key held; a dropped sink leaves no file.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn append_counts_own_bytes_and_drop_removes_fresh_file() {
+    async fn a_sink_replaces_the_file_and_drop_removes_it() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("upload");
-        fs::write(&path, b"abc").expect("seed");
-        let mut sink = Box::new(BlobSink::start(path.clone(), true, vec![]));
+        fs::write(&path, b"abcdefgh").expect("seed");
+        let mut sink = Box::new(BlobSink::start(path.clone(), vec![]));
         sink.send(Bytes::from_static(b"def")).await.expect("send");
         let out = sink.finish().await.expect("finish");
         assert_eq!(out.written, 3);
-        assert_eq!(fs::read(&path).expect("read"), b"abcdef");
+        assert_eq!(fs::read(&path).expect("read"), b"def");
 
         // Dropped before its thread even created the file: the thread removes what it creates.
         for i in 0..50 {
             let early = dir.path().join(format!("early{i}"));
-            drop(Box::new(BlobSink::start(early, false, vec![])));
+            drop(Box::new(BlobSink::start(early, vec![])));
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         let left: Vec<_> = fs::read_dir(dir.path())
@@ -420,39 +404,33 @@ mod tests {
         assert!(left.is_empty(), "temp files left behind: {left:?}");
 
         let fresh = dir.path().join("fresh");
-        let mut sink = Box::new(BlobSink::start(fresh.clone(), false, vec![]));
+        let mut sink = Box::new(BlobSink::start(fresh.clone(), vec![]));
         sink.send(Bytes::from_static(b"x")).await.expect("send");
         drop(sink);
         assert!(!fresh.exists());
     }
 
-    /// `flush` writes what is queued at once; `abort` of an appended file keeps every byte
-    /// that reached the sink (also those not yet written), and of a fresh one keeps nothing,
-    /// even when it is dropped with a batch in flight.
+    /// `flush` writes what is queued at once; `abort` keeps nothing, even of flushed bytes,
+    /// nor does a sink dropped with a batch in flight.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn flush_and_abort_keep_appended_bytes_only() {
+    async fn flush_writes_at_once_and_abort_keeps_nothing() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("upload");
-        fs::write(&path, b"ab").expect("seed");
-        let mut sink = Box::new(BlobSink::start(
-            path.clone(),
-            true,
-            vec![Hasher::new(Algorithm::Sha256)],
-        ));
+        let mut sink = Box::new(BlobSink::start(path.clone(), vec![Hasher::new(Algorithm::Sha256)]));
         sink.send(Bytes::from_static(b"cd")).await.expect("send");
         sink.flush().await.expect("flush");
         sink.settle().await.expect("settle");
-        assert_eq!(fs::read(&path).expect("read"), b"abcd", "flushed bytes are in the file");
+        assert_eq!(fs::read(&path).expect("read"), b"cd", "flushed bytes are in the file");
         sink.send(Bytes::from_static(b"ef")).await.expect("send");
-        assert_eq!(sink.abort().await.expect("abort"), 4);
-        assert_eq!(fs::read(&path).expect("read"), b"abcdef");
+        sink.abort().await.expect("abort");
+        assert!(!path.exists(), "an aborted write leaves nothing");
 
         for i in 0..20 {
             let fresh = dir.path().join(format!("fresh{i}"));
-            let mut sink = Box::new(BlobSink::start(fresh.clone(), false, vec![]));
+            let mut sink = Box::new(BlobSink::start(fresh.clone(), vec![]));
             sink.send(Bytes::from(vec![1u8; BATCH_BYTES])).await.expect("send");
             if i % 2 == 0 {
-                assert_eq!(sink.abort().await.expect("abort"), 0);
+                sink.abort().await.expect("abort");
             } else {
                 drop(sink);
             }
@@ -469,11 +447,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut sinks = Vec::new();
         for i in 0..300 {
-            let sink = BlobSink::start(
-                dir.path().join(format!("s{i}")),
-                false,
-                vec![Hasher::new(Algorithm::Sha256)],
-            );
+            let sink = BlobSink::start(dir.path().join(format!("s{i}")), vec![Hasher::new(Algorithm::Sha256)]);
             sinks.push(Box::new(sink));
         }
         for round in 0..3u8 {

@@ -264,13 +264,7 @@ impl Driver for S3Driver {
         read::ranged(self.store.clone(), path, offset, len).await
     }
 
-    async fn writer(&self, key: &str, append: bool, hashers: Vec<Hasher>) -> io::Result<Box<dyn Sink>> {
-        if append {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "S3 objects cannot be appended to",
-            ));
-        }
+    async fn writer(&self, key: &str, hashers: Vec<Hasher>) -> io::Result<Box<dyn Sink>> {
         let path = self.path(key)?;
         Ok(Box::new(sink::S3Sink::new(
             self.store.clone(),

@@ -133,8 +133,8 @@ impl Sink for S3Sink {
         }
     }
 
-    async fn abort(mut self: Box<Self>) -> io::Result<u64> {
+    async fn abort(mut self: Box<Self>) -> io::Result<()> {
         self.cancel().await;
-        Ok(0)
+        Ok(())
     }
 }

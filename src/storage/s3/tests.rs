@@ -47,7 +47,7 @@ async fn large_objects_go_in_parts_and_read_back_in_ranges() {
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     let mut sink = storage
-        .writer("big/obj", false, vec![Hasher::new(crate::digest::Algorithm::Sha256)])
+        .writer("big/obj", vec![Hasher::new(crate::digest::Algorithm::Sha256)])
         .await
         .expect("writer");
     for chunk in data.chunks(1 << 16) {
@@ -69,7 +69,7 @@ async fn large_objects_go_in_parts_and_read_back_in_ranges() {
         }
         assert!(got == data[from as usize..(from + len) as usize], "range {from}+{len}");
     }
-    let mut aborted = storage.writer("big/aborted", false, vec![]).await.expect("writer");
+    let mut aborted = storage.writer("big/aborted", vec![]).await.expect("writer");
     aborted.send(Bytes::from(vec![1u8; 12 << 20])).await.expect("send");
     aborted.abort().await.expect("abort");
     assert!(storage.stat("big/aborted").await.expect("stat").is_none());
