@@ -19,6 +19,7 @@ mod metrics;
 mod privacy;
 mod retention;
 mod revocation;
+mod scaleout;
 mod sessions;
 mod slow_clients;
 mod tags_api;
