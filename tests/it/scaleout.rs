@@ -97,8 +97,11 @@ struct Balancer {
 
 impl Balancer {
     /// Round-robin per request (haproxy balances each request of a kept-alive connection on
-    /// its own), health checks on `/readyz` every 100 ms, and a refused connection retried on
-    /// the other node (`retries` + `redispatch`), so a dead node is routed around.
+    /// its own), health checks on `/readyz` every 200 ms (down after 3 failures), and a refused
+    /// connection retried on the other node (`retries` + `redispatch`), so a dead node is routed
+    /// around. `timeout check` is not left to default to `inter`: on a loaded machine a
+    /// readiness answer (an S3 stat) can take longer than 200 ms, and both nodes were then
+    /// marked down (503 "No server is available").
     fn start(bin: &Path, nodes: &[&Server]) -> Balancer {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
@@ -110,10 +113,10 @@ impl Balancer {
         let config = format!(
             "global\n    maxconn 1024\n\
              defaults\n    mode http\n    timeout connect 1s\n    timeout client 60s\n    timeout server 60s\n\
-             \x20   retries 3\n    option redispatch 1\n\
+             \x20   timeout check 2s\n    retries 3\n    option redispatch 1\n\
              frontend registry\n    bind 127.0.0.1:{port}\n    default_backend nodes\n\
              backend nodes\n    balance roundrobin\n    option httpchk GET /readyz\n\
-             \x20   default-server inter 100ms fall 2 rise 1\n{servers}"
+             \x20   default-server inter 200ms fall 3 rise 1\n{servers}"
         );
         let cfg = dir.path().join("haproxy.cfg");
         std::fs::write(&cfg, config).expect("write haproxy.cfg");
