@@ -12,7 +12,7 @@ fn registry_config(index_url: &str) -> String {
 
 /// `push_13`, split as Docker does it when the index sends it elsewhere: index calls to
 /// `index`, data calls to `registry`. Returns the write token.
-async fn push_via(
+pub(crate) async fn push_via(
     index: &str,
     registry: &str,
     (user, pw): (&str, &str),
@@ -72,7 +72,7 @@ async fn push_via(
 }
 
 /// Pull start on the index: (read token, `X-Docker-Endpoints`).
-async fn pull_start(index: &str, repo: &str) -> (String, String) {
+pub(crate) async fn pull_start(index: &str, repo: &str) -> (String, String) {
     let r = client()
         .get(format!("{index}/v1/repositories/{repo}/images"))
         .header("X-Docker-Token", "true")
@@ -86,7 +86,7 @@ async fn pull_start(index: &str, repo: &str) -> (String, String) {
 
 /// Docker 1.3's pull after the index call: tags from the first registry that has the
 /// repository, then each image from the first registry that serves it.
-async fn pull_from(registries: &[String], token: &str, repo: &str, tag: &str) -> Vec<Pulled> {
+pub(crate) async fn pull_from(registries: &[String], token: &str, repo: &str, tag: &str) -> Vec<Pulled> {
     let c = client();
     let auth = token_auth(token);
     let get = |url: String| c.get(url).header("Authorization", &auth).send();
@@ -133,7 +133,7 @@ async fn pull_from(registries: &[String], token: &str, repo: &str, tag: &str) ->
     out
 }
 
-fn assert_same(pulled: &[Pulled], images: &[Image]) {
+pub(crate) fn assert_same(pulled: &[Pulled], images: &[Image]) {
     assert_eq!(pulled.len(), images.len());
     for (p, i) in pulled.iter().zip(images) {
         assert_eq!(p.id, i.id);

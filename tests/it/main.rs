@@ -20,6 +20,7 @@ mod privacy;
 mod retention;
 mod revocation;
 mod s3;
+mod scaleout;
 mod sessions;
 mod slow_clients;
 mod tags_api;
