@@ -128,6 +128,11 @@ async fn blob_gets_redirect_to_presigned_urls() {
     assert_eq!(c.get(&forged).send().await.expect("forged").status(), 403);
     // A blob the repository does not have is 404 here, not a URL to ask the store.
     let missing = format!("{}/v2/alice/app/blobs/{}", s.url, crate::v2::sha256(b"absent"));
-    let r = c.get(&missing).header("Authorization", &auth).send().await.expect("missing");
+    let r = c
+        .get(&missing)
+        .header("Authorization", &auth)
+        .send()
+        .await
+        .expect("missing");
     assert_eq!(r.status(), 404);
 }

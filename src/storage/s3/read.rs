@@ -4,7 +4,7 @@
 //! the object; a window cut off midway is asked for again from the byte where it stopped.
 
 use crate::storage::driver::ByteStream;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3;
 use object_store::path::Path as ObjectPath;
@@ -13,9 +13,13 @@ use std::io;
 use std::sync::Arc;
 
 /// Bytes per GET.
-const WINDOW: u64 = 4 << 20;
-/// GETs in flight beyond the window being sent.
-const AHEAD: usize = 3;
+const WINDOW: u64 = 8 << 20;
+/// GETs in flight beyond the window being sent (measured on Garage: 8 MiB x 4 pulled fastest
+/// of 1-64 MiB x 1-12).
+const AHEAD: usize = 4;
+/// Bytes all reads of the process may hold fetched ahead, whatever the number of clients:
+/// past it, a read waits for others to hand theirs on.
+const BUDGET_MIB: usize = 512;
 /// Tries per window.
 const TRIES: u32 = 4;
 
@@ -35,20 +39,36 @@ pub async fn ranged(store: Arc<AmazonS3>, path: ObjectPath, offset: u64, len: u6
     let rest = futures::stream::iter(rest)
         .map(move |(at, to)| {
             let (store, path) = (store.clone(), path.clone());
-            async move { fetch(&store, &path, at, to).await }
+            async move {
+                let permit = budget((to - at) as usize).await?;
+                let pieces = fetch(&store, &path, at, to).await?;
+                Ok::<_, io::Error>(Window {
+                    pieces: pieces.into_iter(),
+                    _permit: permit,
+                })
+            }
         })
         .buffered(AHEAD);
-    Ok(futures::stream::once(async move { Ok(first) }).chain(rest).boxed())
+    let first = Window {
+        pieces: first.into_iter(),
+        _permit: budget(0).await?,
+    };
+    let windows = futures::stream::once(async move { Ok(first) }).chain(rest);
+    // The pieces as they came off the socket: handed on without another copy.
+    Ok(windows
+        .map_ok(|window| futures::stream::iter(window.map(Ok)))
+        .try_flatten()
+        .boxed())
 }
 
-/// Bytes `at..to` of the object, whole.
-async fn fetch(store: &AmazonS3, path: &ObjectPath, at: u64, to: u64) -> io::Result<Bytes> {
-    let mut got = BytesMut::with_capacity((to - at) as usize);
+/// Bytes `at..to` of the object, whole, in the pieces they arrived in.
+async fn fetch(store: &AmazonS3, path: &ObjectPath, at: u64, to: u64) -> io::Result<Vec<Bytes>> {
+    let mut got = Pieces::default();
     let mut tries = 0;
     loop {
         let from = at + got.len() as u64;
         if from >= to {
-            return Ok(got.freeze());
+            return Ok(got.pieces);
         }
         tries += 1;
         let options = GetOptions {
@@ -62,7 +82,7 @@ async fn fetch(store: &AmazonS3, path: &ObjectPath, at: u64, to: u64) -> io::Res
                     match body.try_next().await {
                         Ok(Some(chunk)) => {
                             let room = (to - at) as usize - got.len();
-                            got.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                            got.push(chunk.slice(..chunk.len().min(room)));
                         }
                         Ok(None) => break None,
                         Err(e) => break Some(e),
@@ -85,4 +105,46 @@ async fn fetch(store: &AmazonS3, path: &ObjectPath, at: u64, to: u64) -> io::Res
             Some(e) => return Err(io::Error::from(e)),
         }
     }
+}
+
+#[derive(Default)]
+struct Pieces {
+    pieces: Vec<Bytes>,
+    len: usize,
+}
+
+impl Pieces {
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn push(&mut self, piece: Bytes) {
+        self.len += piece.len();
+        if !piece.is_empty() {
+            self.pieces.push(piece);
+        }
+    }
+}
+
+/// A fetched window's pieces; its share of [`BUDGET_MIB`] returns once they are all handed on.
+struct Window {
+    pieces: std::vec::IntoIter<Bytes>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Iterator for Window {
+    type Item = Bytes;
+    fn next(&mut self) -> Option<Bytes> {
+        self.pieces.next()
+    }
+}
+
+async fn budget(bytes: usize) -> io::Result<tokio::sync::OwnedSemaphorePermit> {
+    static BUDGET: std::sync::OnceLock<Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
+    let semaphore = BUDGET.get_or_init(|| Arc::new(tokio::sync::Semaphore::new(BUDGET_MIB)));
+    let mib = bytes.div_ceil(1 << 20).min(BUDGET_MIB) as u32;
+    semaphore
+        .clone()
+        .acquire_many_owned(mib)
+        .await
+        .map_err(io::Error::other)
 }
