@@ -296,7 +296,7 @@ pub(crate) fn digests_in(text: &[u8]) -> Vec<Digest> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::names::{ImageCopy, ImageId, Owner, RepoName, TagName};
     use crate::registry::v1::images::LayerLink;
@@ -325,8 +325,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let here = Storage::open_fs(dir.path()).await.expect("open");
         let there = Storage::existing_fs(dir.path()).await.expect("second process");
-        let wanted = put_blob(&here, b"referred to by the other process").await;
-        let unwanted = put_blob(&here, b"referred to by nobody").await;
+        two_processes_share_runs(&here, &there).await;
+    }
+
+    /// The body of the test above, for any driver (`storage::s3` runs it on two S3 clients).
+    pub(crate) async fn two_processes_share_runs(here: &Storage, there: &Storage) {
+        let wanted = put_blob(here, b"referred to by the other process").await;
+        let unwanted = put_blob(here, b"referred to by nobody").await;
         let opts = Options {
             dry_run: false,
             grace_secs: 0,
@@ -347,7 +352,7 @@ mod tests {
         );
         drop(there.pins().reference(&wanted).await);
         assert!(
-            matches!(collect(&there, opts, |_| {}).await, Err(GcError::Busy)),
+            matches!(collect(there, opts, |_| {}).await, Err(GcError::Busy)),
             "one run at a time across processes"
         );
         let report = run.await.expect("join").expect("gc");
@@ -358,7 +363,7 @@ mod tests {
             here.walk(keys::GC).await.expect("walk").is_empty(),
             "the run left nothing"
         );
-        let again = collect(&there, opts, |_| {})
+        let again = collect(there, opts, |_| {})
             .await
             .expect("a run from the other process");
         assert_eq!(again.removed, 1, "nothing refers to the kept blob any more");
