@@ -136,3 +136,30 @@ async fn blob_gets_redirect_to_presigned_urls() {
         .expect("missing");
     assert_eq!(r.status(), 404);
 }
+
+/// Every TOML block of the README's "Scaling out on S3" section is a valid registry.toml
+/// (`skiff config check`; no store is contacted).
+#[test]
+fn readme_scale_out_examples_validate() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let section = readme
+        .split("\n## ")
+        .find(|s| s.starts_with("Scaling out on S3"))
+        .expect("README has a Scaling out on S3 section");
+    let blocks: Vec<&str> = section
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .collect();
+    assert_eq!(blocks.len(), 3, "the storage settings, the index, the registry nodes");
+    for block in blocks {
+        std::fs::write(tmp.path().join("registry.toml"), block).expect("write");
+        let (ok, _, err) = cli(tmp.path(), &["config", "check"], "");
+        assert!(ok, "README example does not validate: {err}\n{block}");
+    }
+    // And a bad one does not.
+    std::fs::write(tmp.path().join("registry.toml"), "[storage]\ndriver = \"s3\"\n").expect("write");
+    let (ok, _, err) = cli(tmp.path(), &["config", "check"], "");
+    assert!(!ok && err.contains("storage.s3.bucket"), "{err}");
+}
