@@ -73,11 +73,7 @@ impl Storage {
         config: &crate::config::StorageConfig,
         root: &Path,
     ) -> Result<Storage, layout::LayoutError> {
-        if config.is_s3() {
-            Storage::open(Arc::new(Storage::s3_driver(config)?)).await
-        } else {
-            Storage::open_fs(root).await
-        }
+        Storage::configured(config, root, true).await
     }
 
     /// The driver `config` names as it is, for offline tools (no clean-up; layout checked).
@@ -85,10 +81,18 @@ impl Storage {
         config: &crate::config::StorageConfig,
         root: &Path,
     ) -> Result<Storage, layout::LayoutError> {
-        if config.is_s3() {
-            Storage::open(Arc::new(Storage::s3_driver(config)?)).await
-        } else {
-            Storage::existing_fs(root).await
+        Storage::configured(config, root, false).await
+    }
+
+    async fn configured(
+        config: &crate::config::StorageConfig,
+        root: &Path,
+        serving: bool,
+    ) -> Result<Storage, layout::LayoutError> {
+        match (config.is_s3(), serving) {
+            (true, _) => Storage::open(Arc::new(Storage::s3_driver(config)?)).await,
+            (false, true) => Storage::open_fs(root).await,
+            (false, false) => Storage::existing_fs(root).await,
         }
     }
 

@@ -125,11 +125,12 @@ impl Uploads {
         map.get(uuid).is_some_and(|m| m.try_lock().is_err())
     }
 
+    /// The session's info; `None` when there is none, or one this version cannot read (a
+    /// session opened before an upgrade): the client starts the upload again, and the sweep
+    /// removes the old one.
     async fn read_info(&self, uuid: &str) -> AppResult<Option<Info>> {
-        match self.storage.get(&keys::upload_info(uuid)).await? {
-            Some(raw) => Ok(Some(serde_json::from_slice(&raw)?)),
-            None => Ok(None),
-        }
+        let raw = self.storage.get(&keys::upload_info(uuid)).await?;
+        Ok(raw.and_then(|raw| serde_json::from_slice(&raw).ok()))
     }
 
     /// The session's info as stored now, if it is still `session`'s repository's.
@@ -500,6 +501,23 @@ mod tests {
             out.extend_from_slice(&chunk.expect("chunk"));
         }
         out
+    }
+
+    /// A session whose info this version cannot read (opened before an upgrade) is an unknown
+    /// upload, 404 for the client, not a server error.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unreadable_session_info_is_an_unknown_upload() {
+        let (_dir, storage, uploads) = uploads().await;
+        let uuid = uploads.start(&repo(), Algorithm::Sha256).await.expect("start");
+        storage
+            .put(
+                &keys::upload_info(&uuid),
+                Bytes::from_static(br#"{"repo":"alice/app","algo":"sha256"}"#),
+            )
+            .await
+            .expect("an old-format info");
+        let kind = uploads.get(&repo(), &uuid).await.err().map(|e| e.kind);
+        assert_eq!(kind, Some(Kind::BlobUploadUnknown));
     }
 
     /// Regression (found by the property tests): a chunk declaring the range `0-(2^64-1)`
