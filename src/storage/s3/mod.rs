@@ -291,4 +291,4 @@ impl Driver for S3Driver {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

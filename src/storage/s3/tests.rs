@@ -106,18 +106,3 @@ async fn listings_page_past_a_thousand_keys() {
     assert!(storage.delete_all("many").await.expect("delete_all"));
     assert!(storage.walk("many").await.expect("walk").is_empty());
 }
-
-/// Garbage collection with two registry nodes on one bucket: a blob the other node refers to
-/// during a run is kept, and one run at a time across nodes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gc_runs_are_shared_by_two_nodes_on_one_bucket() {
-    let Some(config) = test_config() else { return };
-    let node = || async {
-        Storage::open(Arc::new(S3Driver::new(&config).expect("client")))
-            .await
-            .expect("open")
-    };
-    let (here, there) = (node().await, node().await);
-    crate::registry::gc::tests::two_processes_share_runs(&here, &there).await;
-    here.delete_all("blobs").await.expect("clean");
-}

@@ -14,8 +14,16 @@ pub fn basic(user: &str, pw: &str) -> String {
 pub const UA_13: &str = "docker/1.3.2 go/go1.3.3 git-commit/39fa2fa kernel/3.16.0 os/linux arch/amd64";
 pub const UA_19: &str = "docker/1.9.1 go/go1.4.3 git-commit/a34a1d5 kernel/4.2.0 os/linux arch/amd64";
 
+/// A client that drops pooled connections before the server's 5 s keep-alive ends them: a
+/// request sent on a connection the server is closing that instant fails (Go's client, as
+/// docker uses, retries it; reqwest does not), and tests that wait seconds between requests
+/// (a gc run) would fail at random.
 pub fn client() -> Client {
-    Client::builder().user_agent(UA_13).build().expect("client")
+    Client::builder()
+        .user_agent(UA_13)
+        .pool_idle_timeout(std::time::Duration::from_secs(3))
+        .build()
+        .expect("client")
 }
 
 pub async fn body_json(resp: Response) -> serde_json::Value {
