@@ -566,22 +566,8 @@ fn roles_are_validated_and_the_readme_example_is_valid() {
     }
 
     // Every TOML block of the README's delegated-mode section is a valid registry.toml.
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let section = readme
-        .split("\n## ")
-        .find(|s| s.starts_with("Delegated mode"))
-        .expect("README has a Delegated mode section");
-    let blocks: Vec<&str> = section
-        .split("```toml\n")
-        .skip(1)
-        .filter_map(|b| b.split("```").next())
-        .collect();
-    assert_eq!(blocks.len(), 2, "the index host and the registry host");
-    for block in blocks {
-        std::fs::write(tmp.path().join("registry.toml"), block).unwrap();
-        let (ok, _, err) = cli(tmp.path(), &["config", "check"], "");
-        assert!(ok, "README example does not validate: {err}\n{block}");
-    }
+    let blocks = readme_examples_validate(tmp.path(), "Delegated mode");
+    assert_eq!(blocks, 2, "the index host and the registry host");
 }
 
 /// v2 on a delegated registry: the challenge sends clients to the index's token endpoint, and

@@ -142,22 +142,8 @@ async fn blob_gets_redirect_to_presigned_urls() {
 #[test]
 fn readme_scale_out_examples_validate() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
-    let section = readme
-        .split("\n## ")
-        .find(|s| s.starts_with("Scaling out on S3"))
-        .expect("README has a Scaling out on S3 section");
-    let blocks: Vec<&str> = section
-        .split("```toml\n")
-        .skip(1)
-        .filter_map(|b| b.split("```").next())
-        .collect();
-    assert_eq!(blocks.len(), 3, "the storage settings, the index, the registry nodes");
-    for block in blocks {
-        std::fs::write(tmp.path().join("registry.toml"), block).expect("write");
-        let (ok, _, err) = cli(tmp.path(), &["config", "check"], "");
-        assert!(ok, "README example does not validate: {err}\n{block}");
-    }
+    let blocks = readme_examples_validate(tmp.path(), "Scaling out on S3");
+    assert_eq!(blocks, 3, "the storage settings, the index, the registry nodes");
     // And a bad one does not.
     std::fs::write(tmp.path().join("registry.toml"), "[storage]\ndriver = \"s3\"\n").expect("write");
     let (ok, _, err) = cli(tmp.path(), &["config", "check"], "");

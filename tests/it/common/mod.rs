@@ -287,3 +287,24 @@ pub fn temp_files(registry_root: &Path) -> Vec<(PathBuf, u64)> {
     walk(&registry_root.join("_tmp"), &mut out);
     out
 }
+
+/// The TOML blocks of the README section whose title starts with `title`, each checked to be a
+/// valid registry.toml with `skiff config check` in `dir`.
+pub fn readme_examples_validate(dir: &Path, title: &str) -> usize {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    let section = readme
+        .split("\n## ")
+        .find(|s| s.starts_with(title))
+        .unwrap_or_else(|| panic!("README has a {title} section"));
+    let blocks: Vec<&str> = section
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .collect();
+    for block in &blocks {
+        std::fs::write(dir.join("registry.toml"), block).expect("write");
+        let (ok, _, err) = cli(dir, &["config", "check"], "");
+        assert!(ok, "README example does not validate: {err}\n{block}");
+    }
+    blocks.len()
+}
