@@ -56,7 +56,8 @@ pub async fn open_state(config: Config) -> Result<AppState, StartError> {
     } else {
         None
     };
-    let storage = storage::Storage::open_configured(&config.storage, &config.storage_root()).await?;
+    let storage =
+        storage::Storage::open_configured(&config.storage, &config.storage_root(), &config.s3_cache_dir()).await?;
     let signer = if config.standalone {
         let path = config.jwt_key_path();
         Some(auth::jwt::Signer::load_or_create(&path).map_err(|e| StartError::Key(path.display().to_string(), e))?)

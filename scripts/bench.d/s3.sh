@@ -12,9 +12,11 @@
 # Every push sends random bytes of its own: Garage deduplicates identical blocks, so the
 # second side pushing the same bytes would write nothing.
 #
-# Rows (keys s3_*): push and pull of S3_BLOB (256 MiB) x REPS, the peak RSS of each server
-# during them, the same once with S3_HUGE (1 GiB) to show whether memory grows with the blob,
-# manifest GET (wrk -c64, anonymous), RSS idle.
+# Rows (keys s3_*): push of S3_BLOB (256 MiB) x REPS and of S3_HUGE (1 GiB) once; pull of the
+# 256 MiB blobs x REPS the first time (from Garage on both sides) and again (Skiff: from its
+# node's copy, `[storage.s3] cache_mib`, on by default; Distribution: from Garage); pull of the
+# 1 GiB blob once; the peak RSS of each server in each phase (does memory grow with the blob?);
+# manifest GET (wrk -c64, anonymous); RSS idle.
 
 S3_BLOB=$((256 * 1024 * 1024)) S3_HUGE=$((1024 * 1024 * 1024))
 S3_BUCKET_NAME=bench
@@ -187,33 +189,38 @@ s3_rows() {
   if [ -n "$skiff_na" ]; then
     say "S3: $skiff_na: Skiff's S3 rows are n/a"
     S3_SIDES=(dist)
-    for k in s3_rss_idle s3_push s3_pull s3_rss_push s3_rss_pull s3_push1g s3_pull1g s3_rss_push1g \
+    for k in s3_rss_idle s3_push s3_pull_first s3_pull s3_rss_push s3_rss_pull s3_push1g s3_pull1g s3_rss_push1g \
       s3_rss_pull1g s3_man_get_rps s3_man_get_p50 s3_man_get_p99; do rec "$k" skiff "NA:$skiff_na"; done
   fi
   setup_manifest "$S3_DB" || { echo "bench: manifest setup on Distribution (S3) failed" >&2; exit 1; }
   sleep 1
   for side in "${S3_SIDES[@]}"; do rec s3_rss_idle "$side" "$(kib_to_mib "$(status_kib "${S3_PID[$side]}" VmRSS)")"; done
 
+  # The 1 GiB push comes before any pull, so its memory row is not the pulls' high-water mark.
   say "S3: v2 blob push $((S3_BLOB >> 20)) MiB x $REPS (${S3_SIDES[*]}, alternating)"
   s3_rss2_start push
   for ((r = 1; r <= REPS; r++)); do
     for side in $(s3_order "$r"); do s3_push_one s3_push "$side" "s3-$side-$r" "$S3_BLOB"; done
   done
   s3_rss2_stop push s3_rss_push
-  say "S3: v2 blob pull $((S3_BLOB >> 20)) MiB x $REPS (one unmeasured pull of each first)"
-  for ((r = 1; r <= REPS; r++)); do
-    for side in "${S3_SIDES[@]}"; do v2_pull "${S3_URL[$side]}" "$USER_NAME/s3big" "${DIG[s3-$side-$r]}" "$S3_BLOB" || true; done
-  done
+  say "S3: v2 blob push of $((S3_HUGE >> 30)) GiB, once (memory against blob size)"
+  s3_rss2_start push1g
+  for side in "${S3_SIDES[@]}"; do s3_push_one s3_push1g "$side" "s3-$side-huge" "$S3_HUGE"; done
+  s3_rss2_stop push1g s3_rss_push1g
+
+  # First read of each blob: from Garage on both sides (Skiff's leaves its node copy, see
+  # [storage.s3] cache_mib). Then the same blobs again: Skiff from that copy, Distribution
+  # from Garage, as every time.
+  say "S3: v2 blob pull $((S3_BLOB >> 20)) MiB x $REPS, first read of each blob, then again"
   s3_rss2_start pull
+  for ((r = 1; r <= REPS; r++)); do
+    for side in $(s3_order "$r"); do s3_pull_one s3_pull_first "$side" "s3-$side-$r" "$S3_BLOB"; done
+  done
   for ((r = 1; r <= REPS; r++)); do
     for side in $(s3_order "$r"); do s3_pull_one s3_pull "$side" "s3-$side-$r" "$S3_BLOB"; done
   done
   s3_rss2_stop pull s3_rss_pull
-
-  say "S3: v2 blob push and pull of $((S3_HUGE >> 30)) GiB, once (memory against blob size)"
-  s3_rss2_start push1g
-  for side in "${S3_SIDES[@]}"; do s3_push_one s3_push1g "$side" "s3-$side-huge" "$S3_HUGE"; done
-  s3_rss2_stop push1g s3_rss_push1g
+  say "S3: v2 blob pull of $((S3_HUGE >> 30)) GiB, once, first read (memory against blob size)"
   s3_rss2_start pull1g
   for side in "${S3_SIDES[@]}"; do s3_pull_one s3_pull1g "$side" "s3-$side-huge" "$S3_HUGE"; done
   s3_rss2_stop pull1g s3_rss_pull1g

@@ -597,6 +597,15 @@ impl Config {
         }
     }
 
+    /// The S3 driver's blob cache (`[storage.s3] cache_dir`).
+    pub fn s3_cache_dir(&self) -> PathBuf {
+        if self.storage.s3.cache_dir.as_os_str().is_empty() {
+            self.data_dir.join("s3-cache")
+        } else {
+            self.storage.s3.cache_dir.clone()
+        }
+    }
+
     /// The operator's local socket: the CLI talks to a running server through it.
     pub fn local_socket_path(&self) -> PathBuf {
         self.data_dir.join("skiff.sock")

@@ -41,6 +41,11 @@ pub struct S3Config {
     pub redirect: bool,
     /// Lifetime of a presigned URL.
     pub redirect_secs: u64,
+    /// This node's copies of the blobs it serves, least recently used out first (see
+    /// `storage::cache`); 0 = none, every read goes to the store.
+    pub cache_mib: u64,
+    /// Where those copies live; empty = `<data_dir>/s3-cache`. One per process.
+    pub cache_dir: PathBuf,
 }
 
 impl std::fmt::Debug for S3Config {
@@ -56,6 +61,8 @@ impl std::fmt::Debug for S3Config {
             .field("part_size_mib", &self.part_size_mib)
             .field("redirect", &self.redirect)
             .field("redirect_secs", &self.redirect_secs)
+            .field("cache_mib", &self.cache_mib)
+            .field("cache_dir", &self.cache_dir)
             .finish()
     }
 }
@@ -83,6 +90,8 @@ impl Default for S3Config {
             part_size_mib: 8,
             redirect: false,
             redirect_secs: 600,
+            cache_mib: 4096,
+            cache_dir: PathBuf::new(),
         }
     }
 }

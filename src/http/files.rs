@@ -95,7 +95,7 @@ pub async fn serve(
             return Ok(resp.no_chunking(len).body(Handoff::new(slot.clone(), send)));
         }
     }
-    let body = storage.read_blob(digest, start, len).await?;
+    let body = storage.serve_blob(digest, start, len, size).await?;
     Ok(resp.body(SizedStream::new(len, body)))
 }
 

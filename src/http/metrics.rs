@@ -71,6 +71,17 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             ("result=\"refused\"", get(&s.index_refused)),
         ],
     );
+    if let Some(cache) = state.storage.blob_cache() {
+        counter(
+            &mut out,
+            "skiff_blob_cache_hits_total",
+            "Blob reads served from this node's copy rather than the S3 store ([storage.s3] cache_mib).",
+            &[("", cache.hits())],
+        );
+        let name = "skiff_blob_cache_bytes";
+        let _ = writeln!(out, "# HELP {name} Bytes of the blob copies this node keeps.");
+        let _ = writeln!(out, "# TYPE {name} gauge\n{name} {}", cache.used());
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .insert_header(("Cache-Control", "no-cache"))

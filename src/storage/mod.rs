@@ -6,6 +6,7 @@
 //! everyone needs (write while hashing, commit under a digest, read a range).
 
 pub mod announce;
+pub mod cache;
 pub mod driver;
 pub mod fs;
 pub mod keys;
@@ -29,6 +30,8 @@ pub struct Storage {
     driver: Arc<dyn Driver>,
     /// Keeps garbage collection and new references to blobs apart.
     pins: Arc<pins::Pins>,
+    /// This node's copies of blobs of a remote store (see `cache`).
+    cache: Option<Arc<cache::BlobCache>>,
 }
 
 impl Deref for Storage {
@@ -57,6 +60,7 @@ impl Storage {
         let storage = Storage {
             pins: Arc::new(pins::Pins::shared(driver.clone())),
             driver,
+            cache: None,
         };
         layout::check(&storage).await?;
         Ok(storage)
@@ -68,12 +72,20 @@ impl Storage {
         Storage::open(Arc::new(driver)).await
     }
 
-    /// The driver `config` names (`fs` at `root`, or `s3`), opened for serving.
+    /// The driver `config` names (`fs` at `root`, or `s3`), opened for serving; with `s3`
+    /// and `cache_mib` > 0, with this node's blob cache in `cache_dir`.
     pub async fn open_configured(
         config: &crate::config::StorageConfig,
         root: &Path,
+        cache_dir: &Path,
     ) -> Result<Storage, layout::LayoutError> {
-        Storage::configured(config, root, true).await
+        let mut storage = Storage::configured(config, root, true).await?;
+        if config.is_s3() && config.s3.cache_mib > 0 {
+            let cache = cache::BlobCache::open(cache_dir, config.s3.cache_mib << 20)
+                .map_err(|e| layout::LayoutError::Io(cache_dir.display().to_string(), e))?;
+            storage.cache = Some(cache);
+        }
+        Ok(storage)
     }
 
     /// The driver `config` names as it is, for offline tools (no clean-up; layout checked).
@@ -125,10 +137,69 @@ impl Storage {
         self.driver.read(&keys::blob(digest), offset, len).await
     }
 
-    /// `len` (> 0) bytes of a blob from `offset`, to be written to a socket straight from the page cache, when the driver
-    /// keeps the blob in a local file.
+    /// `len` bytes of blob `digest` (`size` bytes in all) from `offset`, for a client who may
+    /// have it: from this node's cache when it has a copy, else from the store (a whole read
+    /// from the store leaves a copy in the cache).
+    pub async fn serve_blob(&self, digest: &Digest, offset: u64, len: u64, size: u64) -> io::Result<ByteStream> {
+        let Some(cache) = &self.cache else {
+            return self.read_blob(digest, offset, len).await;
+        };
+        if let Some(stream) = self
+            .cached(cache, digest, move |file| fs::FileStream::new(file, offset, len))
+            .await
+        {
+            return Ok(Box::pin(stream));
+        }
+        let stream = self.read_blob(digest, offset, len).await?;
+        Ok(if offset == 0 && len == size {
+            cache.tee(digest, size, stream)
+        } else {
+            stream
+        })
+    }
+
+    /// `len` (> 0) bytes of a blob from `offset`, to be written to a socket straight from the
+    /// page cache, when the driver keeps the blob in a local file or this node has a copy.
     pub async fn sendable_blob(&self, digest: &Digest, offset: u64, len: u64) -> io::Result<Option<FileSend>> {
-        self.driver.sendable(&keys::blob(digest), offset, len).await
+        if let Some(send) = self.driver.sendable(&keys::blob(digest), offset, len).await? {
+            return Ok(Some(send));
+        }
+        match &self.cache {
+            Some(cache) => Ok(self
+                .cached(cache, digest, move |file| FileSend::new(file, offset, len))
+                .await),
+            None => Ok(None),
+        }
+    }
+
+    /// `open` applied to the cached copy of `digest`, if there is one it accepts (one that
+    /// does not hold the range, which cannot happen short of damage, is dropped).
+    async fn cached<T: Send + 'static>(
+        &self,
+        cache: &Arc<cache::BlobCache>,
+        digest: &Digest,
+        open: impl FnOnce(std::fs::File) -> io::Result<T> + Send + 'static,
+    ) -> Option<T> {
+        let (cache, digest) = (cache.clone(), digest.clone());
+        tokio::task::spawn_blocking(move || {
+            let file = cache.file(&digest)?;
+            match open(file) {
+                Ok(opened) => Some(opened),
+                Err(e) => {
+                    log::warn!("blob cache: copy of {digest} unusable ({e}); dropped");
+                    cache.remove(&digest);
+                    None
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// This node's blob cache, when it has one.
+    pub fn blob_cache(&self) -> Option<&Arc<cache::BlobCache>> {
+        self.cache.as_ref()
     }
 
     /// Starts streaming a new blob into a temp key, hashing with `hashers` as bytes arrive.

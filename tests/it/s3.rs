@@ -6,6 +6,7 @@
 use crate::common::*;
 use crate::v1_flows;
 use crate::v2::{pull, push, uploads};
+use std::time::Duration;
 
 /// The `[storage]` TOML of a fresh prefix on the test bucket, or `None` without a server.
 pub fn s3_storage(extra_s3: &str) -> Option<String> {
@@ -148,4 +149,122 @@ fn readme_scale_out_examples_validate() {
     std::fs::write(tmp.path().join("registry.toml"), "[storage]\ndriver = \"s3\"\n").expect("write");
     let (ok, _, err) = cli(tmp.path(), &["config", "check"], "");
     assert!(!ok && err.contains("storage.s3.bucket"), "{err}");
+}
+
+/// The node's blob cache (`[storage.s3] cache_mib`, on by default): the first whole read of a
+/// blob from the store leaves a copy, whole and range reads after it are served from the copy
+/// (counted in `/metrics`), and the copy is only served while the store says the repository
+/// has the blob. With `cache_mib = 0` nothing is kept.
+#[tokio::test]
+async fn blob_reads_are_served_from_the_node_cache_while_the_store_has_them() {
+    let Some(storage) = s3_storage("") else { return };
+    let s = Server::start(&storage);
+    s.register("alice", "secret1").await;
+    let auth = basic("alice", "secret1");
+    let data = crate::v2::random_bytes(3_000_000);
+    let digest = crate::v2::sha256(&data);
+    let c = client();
+    let r = c
+        .post(format!("{}/v2/alice/app/blobs/uploads/?digest={digest}", s.url))
+        .header("Authorization", &auth)
+        .body(data.clone())
+        .send()
+        .await
+        .expect("push");
+    assert_eq!(r.status(), 201);
+    let blob_url = format!("{}/v2/alice/app/blobs/{digest}", s.url);
+    let copy = s.dir.join("data/s3-cache").join(digest.replace(':', "-"));
+    assert!(!copy.exists(), "a push leaves no copy");
+    let get = |range: Option<&str>| {
+        let mut rb = c.get(&blob_url).header("Authorization", &auth);
+        if let Some(range) = range {
+            rb = rb.header("Range", range);
+        }
+        rb.send()
+    };
+    let first = get(None).await.expect("first get");
+    assert_eq!(first.status(), 200);
+    assert!(first.bytes().await.expect("body") == data);
+    assert!(
+        wait_until(Duration::from_secs(10), || copy.exists()),
+        "the first read leaves a copy"
+    );
+    assert_eq!(std::fs::read(&copy).expect("copy"), data);
+    assert_eq!(cache_metric(&s, "skiff_blob_cache_hits_total").await, 0);
+    assert_eq!(cache_metric(&s, "skiff_blob_cache_bytes").await, data.len() as u64);
+
+    let again = get(None).await.expect("second get");
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.headers()["docker-content-digest"], digest.as_str());
+    assert!(again.bytes().await.expect("body") == data);
+    let part = get(Some("bytes=1000-1999")).await.expect("range");
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.headers()["content-range"], "bytes 1000-1999/3000000");
+    assert!(part.bytes().await.expect("body") == data[1000..2000]);
+    assert_eq!(
+        cache_metric(&s, "skiff_blob_cache_hits_total").await,
+        2,
+        "both from the copy"
+    );
+
+    // The repository lets go of the blob: the copy is not served to it any more.
+    let r = c
+        .delete(&blob_url)
+        .header("Authorization", &auth)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status(), 202);
+    assert_eq!(get(None).await.expect("get after delete").status(), 404);
+    assert_eq!(cache_metric(&s, "skiff_blob_cache_hits_total").await, 2);
+    drop(s);
+
+    // No cache: reads go to the store and leave nothing.
+    let Some(storage) = s3_storage("cache_mib = 0\n") else {
+        return;
+    };
+    let s = Server::start(&storage);
+    s.register("alice", "secret1").await;
+    let r = c
+        .post(format!("{}/v2/alice/app/blobs/uploads/?digest={digest}", s.url))
+        .header("Authorization", &auth)
+        .body(data.clone())
+        .send()
+        .await
+        .expect("push");
+    assert_eq!(r.status(), 201);
+    for _ in 0..2 {
+        let r = c
+            .get(format!("{}/v2/alice/app/blobs/{digest}", s.url))
+            .header("Authorization", &auth)
+            .send()
+            .await
+            .expect("get");
+        assert!(r.bytes().await.expect("body") == data);
+    }
+    assert!(!s.dir.join("data/s3-cache").exists());
+    let text = c
+        .get(format!("{}/metrics", s.url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(!text.contains("skiff_blob_cache"), "no cache, no cache metrics");
+}
+
+/// The value of an unlabelled metric in `/metrics`.
+async fn cache_metric(s: &Server, name: &str) -> u64 {
+    let text = client()
+        .get(format!("{}/metrics", s.url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
 }

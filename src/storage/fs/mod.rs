@@ -5,6 +5,7 @@
 //! blocking pool, never on an actix worker.
 
 mod reader;
+pub(crate) use reader::FileStream;
 pub mod send;
 
 use send::FileSend;

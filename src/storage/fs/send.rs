@@ -30,6 +30,8 @@ use tokio::task::JoinHandle;
 /// connection keeps mapped at most (measured: 4 MiB windows, no faster, put 1.2 GB of page
 /// cache in the RSS of 300 stalled downloads).
 const WINDOW: u64 = 1 << 20;
+/// Bytes the kernel is asked to read ahead when a window is not in the page cache.
+const READ_AHEAD: u64 = 8 << 20;
 /// Bytes sent before yielding to the worker's other connections: a client that reads as fast
 /// as the kernel sends (loopback) would otherwise keep the worker to itself.
 const BUDGET: u64 = 16 << 20;
@@ -131,8 +133,21 @@ impl FileSend {
 }
 
 /// Reads `len` bytes of `file` from `from` and throws them away: the point is the page cache,
-/// which the writes then find full. Runs on the blocking pool.
+/// which the writes then find full. First it asks the kernel to read [`READ_AHEAD`] from there
+/// in the background (`POSIX_FADV_WILLNEED`, which reads at most one read-ahead window), so
+/// the windows after this one are found resident: one window read at a time, each waited for,
+/// went at a fraction of the disk's speed (a cold 256 MiB blob here: 320 MB/s; with this,
+/// 850-990 MB/s). Runs on the blocking pool.
 fn read_into_cache(file: &File, from: u64, len: u64) -> io::Result<()> {
+    // SAFETY: an advisory call on an open file; a failure only means no read-ahead.
+    unsafe {
+        libc::posix_fadvise(
+            file.as_raw_fd(),
+            from as libc::off_t,
+            READ_AHEAD as libc::off_t,
+            libc::POSIX_FADV_WILLNEED,
+        )
+    };
     let mut buf = vec![0u8; 256 << 10];
     let mut done = 0u64;
     while done < len {

@@ -295,6 +295,7 @@ mod tests {
         check(&Storage {
             driver: raw.clone(),
             pins: Default::default(),
+            cache: None,
         })
         .await
         .expect("migrate");
