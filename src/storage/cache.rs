@@ -41,6 +41,9 @@ const TEMP_PREFIX: &str = "tmp-";
 
 pub struct BlobCache {
     dir: PathBuf,
+    /// Held while the process lives: a second process on the same directory would remove this
+    /// one's temp files at its start.
+    _lock: super::local::LockFile,
     limit: u64,
     state: Mutex<State>,
     hits: AtomicU64,
@@ -62,9 +65,16 @@ struct Entry {
 
 impl BlobCache {
     /// The cache in `dir` (created if missing), holding at most `limit` bytes. Temp files of a
-    /// previous run are removed; its complete copies are kept, oldest first out.
+    /// previous run are removed; its complete copies are kept, oldest first out. Refused while
+    /// another process has `dir`.
     pub fn open(dir: &Path, limit: u64) -> io::Result<Arc<BlobCache>> {
         std::fs::create_dir_all(dir)?;
+        let lock = super::local::try_lock(&dir.join(".lock"))?.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::AddrInUse,
+                "another process uses this blob cache directory ([storage.s3] cache_dir: one per process)",
+            )
+        })?;
         let mut found = Vec::new();
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
@@ -84,6 +94,7 @@ impl BlobCache {
         found.sort_by_key(|(modified, _, _)| *modified);
         let cache = Arc::new(BlobCache {
             dir: dir.to_path_buf(),
+            _lock: lock,
             limit,
             state: Mutex::new(State::default()),
             hits: AtomicU64::new(0),
@@ -92,6 +103,11 @@ impl BlobCache {
             cache.insert(digest, size);
         }
         Ok(cache)
+    }
+
+    /// Whether there is a copy of `digest` (without touching the disk).
+    pub fn has(&self, digest: &Digest) -> bool {
+        self.lock().entries.contains_key(digest)
     }
 
     /// The cached copy of `digest`, opened, if there is one.

@@ -180,6 +180,9 @@ impl Storage {
         digest: &Digest,
         open: impl FnOnce(std::fs::File) -> io::Result<T> + Send + 'static,
     ) -> Option<T> {
+        if !cache.has(digest) {
+            return None;
+        }
         let (cache, digest) = (cache.clone(), digest.clone());
         tokio::task::spawn_blocking(move || {
             let file = cache.file(&digest)?;

@@ -82,14 +82,7 @@ async fn blob_gets_redirect_to_presigned_urls() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
-    let r = c
-        .post(format!("{}/v2/alice/app/blobs/uploads/?digest={digest}", s.url))
-        .header("Authorization", &auth)
-        .body(data.clone())
-        .send()
-        .await
-        .expect("push");
-    assert_eq!(r.status(), 201);
+    push_blob(&c, &s, &auth, &data, &digest).await;
     let blob_url = format!("{}/v2/alice/app/blobs/{digest}", s.url);
     let r = c
         .head(&blob_url)
@@ -164,14 +157,7 @@ async fn blob_reads_are_served_from_the_node_cache_while_the_store_has_them() {
     let data = crate::v2::random_bytes(3_000_000);
     let digest = crate::v2::sha256(&data);
     let c = client();
-    let r = c
-        .post(format!("{}/v2/alice/app/blobs/uploads/?digest={digest}", s.url))
-        .header("Authorization", &auth)
-        .body(data.clone())
-        .send()
-        .await
-        .expect("push");
-    assert_eq!(r.status(), 201);
+    push_blob(&c, &s, &auth, &data, &digest).await;
     let blob_url = format!("{}/v2/alice/app/blobs/{digest}", s.url);
     let copy = s.dir.join("data/s3-cache").join(digest.replace(':', "-"));
     assert!(!copy.exists(), "a push leaves no copy");
@@ -185,13 +171,14 @@ async fn blob_reads_are_served_from_the_node_cache_while_the_store_has_them() {
     let first = get(None).await.expect("first get");
     assert_eq!(first.status(), 200);
     assert!(first.bytes().await.expect("body") == data);
-    assert!(
-        wait_until(Duration::from_secs(10), || copy.exists()),
-        "the first read leaves a copy"
-    );
+    // The copy is counted once it is in place.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while cache_metric(&s, "skiff_blob_cache_bytes").await != data.len() as u64 {
+        assert!(std::time::Instant::now() < deadline, "the first read leaves a copy");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(std::fs::read(&copy).expect("copy"), data);
     assert_eq!(cache_metric(&s, "skiff_blob_cache_hits_total").await, 0);
-    assert_eq!(cache_metric(&s, "skiff_blob_cache_bytes").await, data.len() as u64);
 
     let again = get(None).await.expect("second get");
     assert_eq!(again.status(), 200);
@@ -225,14 +212,7 @@ async fn blob_reads_are_served_from_the_node_cache_while_the_store_has_them() {
     };
     let s = Server::start(&storage);
     s.register("alice", "secret1").await;
-    let r = c
-        .post(format!("{}/v2/alice/app/blobs/uploads/?digest={digest}", s.url))
-        .header("Authorization", &auth)
-        .body(data.clone())
-        .send()
-        .await
-        .expect("push");
-    assert_eq!(r.status(), 201);
+    push_blob(&c, &s, &auth, &data, &digest).await;
     for _ in 0..2 {
         let r = c
             .get(format!("{}/v2/alice/app/blobs/{digest}", s.url))
@@ -252,6 +232,18 @@ async fn blob_reads_are_served_from_the_node_cache_while_the_store_has_them() {
         .await
         .expect("text");
     assert!(!text.contains("skiff_blob_cache"), "no cache, no cache metrics");
+}
+
+/// A monolithic v2 push of `data` to `alice/app` (POST with `?digest=`).
+async fn push_blob(c: &reqwest::Client, s: &Server, auth: &str, data: &[u8], digest: &str) {
+    let r = c
+        .post(format!("{}/v2/alice/app/blobs/uploads/?digest={digest}", s.url))
+        .header("Authorization", auth)
+        .body(data.to_vec())
+        .send()
+        .await
+        .expect("push");
+    assert_eq!(r.status(), 201);
 }
 
 /// The value of an unlabelled metric in `/metrics`.

@@ -35,6 +35,11 @@ async fn settled(cache: &BlobCache, digest: &Digest) -> Option<Vec<u8>> {
     Some(got)
 }
 
+/// The files in `dir` but the lock.
+fn files(dir: &Path) -> Vec<String> {
+    names(dir).into_iter().filter(|n| n != ".lock").collect()
+}
+
 fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .expect("dir")
@@ -59,13 +64,18 @@ async fn a_whole_read_leaves_a_copy_that_later_reads_get() {
     assert_eq!(settled(&cache, &d).await.as_deref(), Some(&data[..]));
     assert_eq!(cache.used(), data.len() as u64);
     assert_eq!(
-        names(dir.path()),
+        files(dir.path()),
         vec![format!("sha256-{}", d.hex())],
         "no temp file left"
     );
     assert_eq!(cache.hits(), 1);
 
-    // A second start finds it.
+    // Not for two processes at once; a second start finds it.
+    let err = BlobCache::open(dir.path(), 1 << 20)
+        .err()
+        .expect("refused while in use");
+    assert!(err.to_string().contains("one per process"), "{err}");
+    drop(cache);
     let again = BlobCache::open(dir.path(), 1 << 20).expect("reopen");
     assert_eq!(settled(&again, &d).await.as_deref(), Some(&data[..]));
 }
@@ -102,7 +112,7 @@ async fn a_read_cut_short_or_failed_leaves_nothing() {
     );
     assert_eq!(settled(&cache, &d).await, None);
     assert!(
-        names(dir.path()).is_empty(),
+        files(dir.path()).is_empty(),
         "no copy, no temp file: {:?}",
         names(dir.path())
     );
@@ -126,7 +136,7 @@ async fn the_least_recently_used_copies_make_room() {
     assert!(cache.file(&digests[1]).is_none(), "least recently used: gone");
     assert!(cache.file(&digests[0]).is_some());
     assert_eq!(cache.used(), 20_000);
-    assert_eq!(names(dir.path()).len(), 2, "its file is removed too");
+    assert_eq!(files(dir.path()).len(), 2, "its file is removed too");
 
     // Larger than the whole cache: served, not kept.
     let big = vec![9u8; 30_000];
@@ -138,7 +148,7 @@ async fn the_least_recently_used_copies_make_room() {
     drop(cache);
     let smaller = BlobCache::open(dir.path(), 15_000).expect("reopen");
     assert_eq!(smaller.used(), 10_000);
-    assert_eq!(names(dir.path()).len(), 1);
+    assert_eq!(files(dir.path()).len(), 1);
 }
 
 #[actix_web::test]
@@ -147,7 +157,7 @@ async fn temp_files_of_a_previous_run_are_removed_and_other_files_left_alone() {
     std::fs::write(dir.path().join("tmp-0123456789abcdef"), b"half a blob").expect("write");
     std::fs::write(dir.path().join("README"), b"not ours").expect("write");
     let cache = BlobCache::open(dir.path(), 1 << 20).expect("open");
-    assert_eq!(names(dir.path()), vec!["README".to_string()]);
+    assert_eq!(files(dir.path()), vec!["README".to_string()]);
     assert_eq!(cache.used(), 0);
 }
 
