@@ -43,9 +43,12 @@ struct Block {
 impl CopyFile {
     /// Creates `path` (which must not exist).
     pub fn create(path: &Path) -> io::Result<CopyFile> {
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        match options.clone().custom_flags(libc::O_DIRECT).open(path) {
+        let direct = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path);
+        match direct {
             Ok(file) => {
                 let buf = vec![0u8; BLOCK + ALIGN];
                 let start = buf.as_ptr().align_offset(ALIGN);
@@ -55,8 +58,9 @@ impl CopyFile {
                     written: 0,
                 })
             }
+            // Linux creates the file before it refuses the flag: open what it created.
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(CopyFile {
-                file: options.open(path)?,
+                file: OpenOptions::new().write(true).create(true).truncate(true).open(path)?,
                 block: None,
                 written: 0,
             }),
