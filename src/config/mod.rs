@@ -590,19 +590,20 @@ impl Config {
     }
 
     pub fn storage_root(&self) -> PathBuf {
-        if self.storage.path.as_os_str().is_empty() {
-            self.data_dir.join("registry")
-        } else {
-            self.storage.path.clone()
-        }
+        self.or_in_data_dir(&self.storage.path, "registry")
     }
 
     /// The S3 driver's blob cache (`[storage.s3] cache_dir`).
     pub fn s3_cache_dir(&self) -> PathBuf {
-        if self.storage.s3.cache_dir.as_os_str().is_empty() {
-            self.data_dir.join("s3-cache")
+        self.or_in_data_dir(&self.storage.s3.cache_dir, "s3-cache")
+    }
+
+    /// A configured directory, or `data_dir/default` when the setting is empty.
+    fn or_in_data_dir(&self, configured: &Path, default: &str) -> PathBuf {
+        if configured.as_os_str().is_empty() {
+            self.data_dir.join(default)
         } else {
-            self.storage.s3.cache_dir.clone()
+            configured.to_path_buf()
         }
     }
 
